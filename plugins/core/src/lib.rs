@@ -1,0 +1,17 @@
+//! Tollgate's shared vocabulary: the request/response model every plugin reads, the `Verdict` every plugin
+//! returns, the narrow host ports (`Clock`, `SharedStore`, `Metrics`) through which side effects flow, and the
+//! `ConfigError` that names the JSON path of a bad setting. Owns no config section of its own.
+
+mod config_error;
+mod headers;
+mod message;
+mod ports;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+mod verdict;
+
+pub use config_error::{ConfigError, ConfigPath};
+pub use headers::Headers;
+pub use message::{RequestHead, ResponseHead};
+pub use ports::{CasToken, Clock, Metrics, Ports, SharedStore, StoreError};
+pub use verdict::{BodyVerdict, HeaderEdits, LocalReply, Verdict};

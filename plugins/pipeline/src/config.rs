@@ -1,0 +1,100 @@
+use serde::Deserialize;
+use tollgate_core::{ConfigError, ConfigPath};
+
+use crate::header_rules::{HeaderRules, RawHeaderRules};
+use crate::local_replies::{LocalReplies, RawLocalReply};
+use crate::Pipeline;
+
+/// The filter configuration exactly as the operator writes it (JSON). Every field is optional; an unknown
+/// field is an error so that a typo never silently disables a setting.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Edits applied to every request before it goes upstream.
+    #[serde(default)]
+    pub upstream_headers: RawHeaderRules,
+    /// Edits applied to every upstream response before it reaches the client.
+    #[serde(default)]
+    pub response_headers: RawHeaderRules,
+    /// Requests answered by the filter itself, first match wins.
+    #[serde(default)]
+    pub local_replies: Vec<RawLocalReply>,
+}
+
+impl Pipeline {
+    /// Parses and compiles the filter configuration. An empty configuration means "all defaults".
+    /// Errors name the JSON path of the offending setting.
+    pub fn from_json(bytes: &[u8]) -> Result<Pipeline, ConfigError> {
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            None => return Pipeline::try_from(RawConfig::default()),
+            // serde would read a struct from a JSON array by position; a config is always an object.
+            Some(b'{') => {}
+            Some(_) => return Err(ConfigPath::root().error("the configuration must be a JSON object")),
+        }
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            // serde_path_to_error says "." for the root and "?" where it could not tell.
+            let path = if path == "." || path == "?" { String::new() } else { path };
+            ConfigError { path: ConfigPath::root().field(&path), message: e.into_inner().to_string() }
+        })?;
+        Pipeline::try_from(raw)
+    }
+}
+
+impl TryFrom<RawConfig> for Pipeline {
+    type Error = ConfigError;
+
+    fn try_from(raw: RawConfig) -> Result<Self, Self::Error> {
+        let root = ConfigPath::root();
+        Ok(Pipeline {
+            upstream_headers: HeaderRules::compile(raw.upstream_headers, &root.field("upstream_headers"))?,
+            response_headers: HeaderRules::compile(raw.response_headers, &root.field("response_headers"))?,
+            local_replies: LocalReplies::compile(raw.local_replies, &root.field("local_replies"))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(json: &str) -> String {
+        match Pipeline::from_json(json.as_bytes()) {
+            Ok(_) => panic!("config accepted: {json}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn empty_and_blank_configs_are_defaults() {
+        assert!(Pipeline::from_json(b"").is_ok());
+        assert!(Pipeline::from_json(b"  \n").is_ok());
+        assert!(Pipeline::from_json(b"{}").is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_name_their_path() {
+        assert!(
+            err(r#"{"upstream_header":{}}"#).starts_with("upstream_header: unknown field `upstream_header`")
+        );
+        assert!(err(r#"{"local_replies":[{"path_prefix":"/a","stauts":200}]}"#)
+            .starts_with("local_replies[0].stauts: unknown field `stauts`"));
+    }
+
+    #[test]
+    fn type_errors_name_their_path() {
+        assert!(err(r#"{"upstream_headers":{"set":{"x-a":1}}}"#)
+            .starts_with("upstream_headers.set.x-a: invalid type"));
+        assert!(err(r#"{"local_replies":[{"path_prefix":"/a","status":"200"}]}"#)
+            .starts_with("local_replies[0].status: invalid type"));
+    }
+
+    #[test]
+    fn malformed_json_is_an_error_not_a_crash() {
+        assert!(err("{").starts_with("(root): EOF while parsing"));
+        assert_eq!(err("[1,2]"), "(root): the configuration must be a JSON object");
+        assert_eq!(err("null"), "(root): the configuration must be a JSON object");
+        assert!(Pipeline::from_json(&[0xff, 0xfe, b'{']).is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! `tollgate-replay`: try a Tollgate configuration offline, in the same wasm module Envoy loads.
+//!
+//!   tollgate-replay check [--wasm W] CONFIG.json...       compile configs as on_configure would
+//!   tollgate-replay run [--wasm W] --config C --scenario S    replay one request; prints JSON
+//!
+//! Exit status: 0 on success, 2 when a configuration is rejected, 1 on any other error.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tollgate_harness::replay::{self, ReplayError};
+
+#[derive(Parser)]
+#[command(version, about = "Replay requests through tollgate.wasm without Envoy")]
+struct Cli {
+    /// The filter module (default: dist/tollgate.wasm, or $TOLLGATE_WASM).
+    #[arg(long, global = true)]
+    wasm: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check that each configuration is accepted by the filter.
+    Check {
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
+    },
+    /// Replay one scenario and print what the filter did, as JSON.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        scenario: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let wasm = cli.wasm.unwrap_or_else(tollgate_harness::tollgate_wasm);
+    match cli.command {
+        Command::Check { configs } => check(&wasm, &configs),
+        Command::Run { config, scenario } => match run(&wasm, &config, &scenario) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&config, &e),
+        },
+    }
+}
+
+fn check(wasm: &Path, configs: &[PathBuf]) -> ExitCode {
+    let mut status = ExitCode::SUCCESS;
+    for path in configs {
+        match read(path).and_then(|bytes| replay::check(wasm, &bytes)) {
+            Ok(()) => println!("ok: {}", path.display()),
+            Err(e) => status = fail(path, &e),
+        }
+    }
+    status
+}
+
+fn run(wasm: &Path, config: &Path, scenario: &Path) -> Result<String, ReplayError> {
+    let scenario = replay::parse_scenario(&read(scenario)?)?;
+    let report = replay::run(wasm, &read(config)?, scenario)?;
+    serde_json::to_string_pretty(&report).map_err(|e| ReplayError::Input(e.to_string()))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ReplayError> {
+    std::fs::read(path).map_err(|e| ReplayError::Input(format!("cannot read {}: {e}", path.display())))
+}
+
+fn fail(config: &Path, error: &ReplayError) -> ExitCode {
+    eprintln!("{}: {error}", config.display());
+    match error {
+        ReplayError::ConfigRejected { .. } => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    }
+}

@@ -1,0 +1,285 @@
+//! Starts a real Envoy with the Tollgate wasm filter for end-to-end tests.
+//!
+//! Each [`Envoy`] gets its own temp dir holding the rendered bootstrap and the log, binds its listener and
+//! admin on `127.0.0.1:0` and reads the ports back from the admin API, so tests run in parallel. Envoy is
+//! killed when the value drops; a test that panics first gets the log tail on stderr.
+//!
+//! ```no_run
+//! use tollgate_harness::{envoy::Envoy, upstream::EchoUpstream};
+//! let upstream = EchoUpstream::start()?;
+//! let envoy = Envoy::builder(r#"{"upstream_headers":{"set":{"x-tollgate":"on"}}}"#).upstream(upstream.addr()).start()?;
+//! let response = tollgate_harness::envoy::http_client().get(format!("{}/hello", envoy.base_url())).call()?;
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+mod admin;
+mod binary;
+mod bootstrap;
+mod launch;
+mod process;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub use admin::{http_client, Stats, WASM_CUSTOM_PREFIX};
+pub use binary::envoy_binary;
+pub use bootstrap::{Runtime, TemplateError, LISTENER_NAME};
+
+/// How many log lines an error message or a panicking test shows.
+const LOG_TAIL_LINES: usize = 40;
+
+/// Why an Envoy did not come up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("no Envoy binary found ({looked}): run ./build.sh test, or set ENVOY_BIN")]
+    EnvoyNotFound { looked: String },
+    #[error("the filter module {} does not exist: run ./build.sh test (it builds dist/tollgate.wasm), or set TOLLGATE_WASM", path.display())]
+    WasmNotFound { path: PathBuf },
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    /// Envoy stopped before it was ready: a bootstrap it refused, or a filter whose `on_configure` failed.
+    #[error("Envoy exited during startup ({status}); log tail:\n{}", tail(log, LOG_TAIL_LINES))]
+    Exited { status: ExitStatus, log: String },
+    #[error("Envoy was not ready after {waited:?} ({reason}); log tail:\n{}", tail(log, LOG_TAIL_LINES))]
+    NotReady { waited: Duration, reason: String, log: String },
+}
+
+impl StartError {
+    /// Envoy's log, when Envoy got as far as running.
+    pub fn log(&self) -> Option<&str> {
+        match self {
+            StartError::Exited { log, .. } | StartError::NotReady { log, .. } => Some(log),
+            _ => None,
+        }
+    }
+}
+
+/// Configures one Envoy; see [`Envoy::builder`].
+#[derive(Debug, Clone)]
+pub struct EnvoyBuilder {
+    filter_config: Option<String>,
+    wasm: Option<PathBuf>,
+    runtime: Runtime,
+    clusters: Vec<(String, SocketAddr)>,
+    concurrency: u16,
+    log_level: String,
+    component_log_level: Option<String>,
+    extra_args: Vec<String>,
+    ready_timeout: Duration,
+}
+
+impl EnvoyBuilder {
+    /// The `.wasm` Envoy loads; defaults to [`crate::tollgate_wasm`].
+    pub fn wasm(mut self, path: impl Into<PathBuf>) -> Self {
+        self.wasm = Some(path.into());
+        self
+    }
+
+    /// Leaves the wasm filter out, so the launcher itself can be tested with no module built.
+    pub fn without_filter(mut self) -> Self {
+        self.filter_config = None;
+        self
+    }
+
+    /// Where the route sends requests (the `upstream` cluster). Without it requests that reach the router
+    /// get a 503, since nothing listens on the placeholder address.
+    pub fn upstream(self, addr: SocketAddr) -> Self {
+        self.cluster(bootstrap::UPSTREAM_CLUSTER, addr)
+    }
+
+    /// Adds (or replaces) a static cluster, for filters that call out to other services by cluster name.
+    pub fn cluster(mut self, name: &str, addr: SocketAddr) -> Self {
+        self.clusters.retain(|(existing, _)| existing != name);
+        self.clusters.push((name.to_owned(), addr));
+        self
+    }
+
+    pub fn runtime(mut self, runtime: Runtime) -> Self {
+        self.runtime = runtime;
+        self
+    }
+
+    /// Worker threads (`--concurrency`); defaults to 2 so per-worker VM state is exercised.
+    pub fn concurrency(mut self, workers: u16) -> Self {
+        self.concurrency = workers;
+        self
+    }
+
+    /// `-l`, e.g. `"debug"`; defaults to `"info"`, which shows the filter's info logs and config errors.
+    pub fn log_level(mut self, level: &str) -> Self {
+        self.log_level = level.to_owned();
+        self
+    }
+
+    /// `--component-log-level`, e.g. `"wasm:debug,http:trace"`.
+    pub fn component_log_level(mut self, levels: &str) -> Self {
+        self.component_log_level = Some(levels.to_owned());
+        self
+    }
+
+    /// Any other Envoy command-line argument, appended as given.
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.extra_args.push(arg.to_owned());
+        self
+    }
+
+    /// How long `start()` waits for Envoy to report LIVE; defaults to 30 s.
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// Starts Envoy and waits until it is LIVE. A filter config that the filter rejects makes Envoy exit at
+    /// startup, which comes back as [`StartError::Exited`] carrying the log.
+    pub fn start(self) -> Result<Envoy, StartError> {
+        launch::start(self)
+    }
+}
+
+/// A running Envoy, killed and reaped on drop. It may be used and dropped from any thread.
+pub struct Envoy {
+    process: process::EnvoyProcess,
+    /// `None` only while dropping, once a panicking test has kept the directory for inspection.
+    dir: Option<tempfile::TempDir>,
+    log_path: PathBuf,
+    admin: SocketAddr,
+    listener: SocketAddr,
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for Envoy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envoy")
+            .field("pid", &self.process.pid())
+            .field("listener", &self.listener)
+            .field("admin", &self.admin)
+            .finish()
+    }
+}
+
+impl Envoy {
+    /// A builder for an Envoy whose wasm filter gets `filter_config` (the plugin configuration JSON, passed
+    /// to the filter verbatim, so invalid JSON can be tested too).
+    pub fn builder(filter_config: impl Into<String>) -> EnvoyBuilder {
+        EnvoyBuilder {
+            filter_config: Some(filter_config.into()),
+            wasm: None,
+            runtime: Runtime::default(),
+            // Port 9 (discard) stands in until `upstream()` is called; nothing answers there.
+            clusters: vec![(bootstrap::UPSTREAM_CLUSTER.to_owned(), SocketAddr::from(([127, 0, 0, 1], 9)))],
+            concurrency: 2,
+            log_level: "info".to_owned(),
+            component_log_level: None,
+            extra_args: Vec::new(),
+            ready_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// `http://127.0.0.1:<listener port>`, with no trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.listener)
+    }
+
+    pub fn listener_addr(&self) -> SocketAddr {
+        self.listener
+    }
+
+    /// `http://127.0.0.1:<admin port>`, with no trailing slash.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// False once Envoy has exited on its own (it is never restarted).
+    pub fn is_running(&self) -> bool {
+        matches!(self.process.try_wait(), Ok(None))
+    }
+
+    /// The temp dir holding `envoy.yaml` (the rendered bootstrap) and `envoy.log`.
+    pub fn dir(&self) -> &Path {
+        self.log_path.parent().unwrap_or(&self.log_path)
+    }
+
+    /// Everything Envoy has logged so far (stdout and stderr).
+    pub fn log(&self) -> String {
+        read_log(&self.log_path)
+    }
+
+    /// GETs an admin path such as `/config_dump`, returning the body of a 200.
+    pub fn admin_get(&self, path_and_query: &str) -> anyhow::Result<String> {
+        let url = format!("{}{path_and_query}", self.admin_url());
+        match admin::get(&self.agent, &url)? {
+            (200, body) => Ok(body),
+            (status, body) => anyhow::bail!("GET {url}: {status}: {body}"),
+        }
+    }
+
+    /// The current counters and gauges.
+    pub fn stats(&self) -> anyhow::Result<Stats> {
+        Stats::parse(&self.admin_get("/stats?format=json")?)
+    }
+
+    /// One counter or gauge by full admin name (`wasmcustom.tollgate_requests_total`); `None` if Envoy
+    /// has no such stat yet.
+    pub fn counter(&self, name: &str) -> anyhow::Result<Option<u64>> {
+        Ok(self.stats()?.get(name))
+    }
+
+    /// Polls `counter(name)` until it reaches `at_least`, for metrics a filter bumps after the response
+    /// has gone out (in the log phase). Returns the last value seen.
+    pub fn wait_for_counter(&self, name: &str, at_least: u64, timeout: Duration) -> anyhow::Result<u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let value = self.counter(name)?.unwrap_or(0);
+            if value >= at_least || Instant::now() >= deadline {
+                return Ok(value);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The failing test's bootstrap and full log outlive it; only the tail goes to stderr.
+            let kept = self.dir.take().map(tempfile::TempDir::keep);
+            eprintln!(
+                "--- Envoy (pid {}) log tail; bootstrap and full log kept in {} ---\n{}",
+                self.pid(),
+                kept.as_deref().unwrap_or(Path::new("?")).display(),
+                tail(&self.log(), LOG_TAIL_LINES)
+            );
+        }
+        // Dropping `process` afterwards kills and reaps Envoy.
+    }
+}
+
+/// A per-process-unique id for the node name and temp dir prefix, so logs of parallel Envoys are told apart.
+fn instance_id() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("tollgate-test-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn read_log(path: &Path) -> String {
+    std::fs::read(path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).unwrap_or_default()
+}
+
+/// The last `lines` lines of `log`.
+pub fn tail(log: &str, lines: usize) -> String {
+    let all: Vec<&str> = log.lines().collect();
+    all.get(all.len().saturating_sub(lines)..).unwrap_or_default().join("\n")
+}
+
+fn io_error(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    let context = context.into();
+    move |source| StartError::Io { context, source }
+}

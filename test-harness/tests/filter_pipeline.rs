@@ -1,6 +1,8 @@
 //! The real `dist/tollgate.wasm` in the wasmtime host: configuration accepted or refused, requests
 //! forwarded with their edits, local replies, metrics.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers: a failure is the point
+
 use tollgate_harness::host::{Host, HostError, Request, Response};
 
 const CONFIG: &str = r#"{

@@ -100,15 +100,15 @@ cmd_demo() {
   cmd_build
   ensure_envoy
   cargo build --quiet -p tollgate-harness --bin tollgate-echo
-  local pids=()
-  cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
-  trap cleanup EXIT
+  # Background jobs of a script ignore SIGINT, so Ctrl-C reaches only this shell: stop them on exit.
+  DEMO_PIDS=()
+  trap 'kill "${DEMO_PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
   trap 'exit 130' INT TERM
   target/debug/tollgate-echo --port 9000 --quiet &
-  pids+=($!)
+  DEMO_PIDS+=($!)
   "$ENVOY_BIN" -c envoy/envoy.yaml --concurrency 2 --use-dynamic-base-id \
     --log-level warn --component-log-level wasm:info &
-  pids+=($!)
+  DEMO_PIDS+=($!)
   for _ in $(seq 1 100); do
     curl -fs http://127.0.0.1:9901/ready >/dev/null 2>&1 && break
     sleep 0.1
@@ -129,7 +129,7 @@ in front of an echo upstream on 127.0.0.1:9000. Filter config: envoy/envoy.yaml.
 
 Ctrl-C stops it.
 EOF
-  wait -n "${pids[@]}"
+  wait -n "${DEMO_PIDS[@]}"
 }
 
 case "${1:-build}" in

@@ -29,7 +29,7 @@ impl HostPorts {
                 Some(id)
             }
             Err(status) => {
-                log::warn!("tollgate: cannot define metric {name}: {status:?}");
+                log::warn!("cannot define metric {name}: {status:?}");
                 None
             }
         }

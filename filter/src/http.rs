@@ -55,7 +55,7 @@ impl TollgateHttp {
         let body = match hostcalls::get_buffer(buffer, 0, size) {
             Ok(bytes) => bytes.unwrap_or_default(),
             Err(status) => {
-                log::warn!("tollgate: cannot read body ({status:?})");
+                log::warn!("cannot read body ({status:?})");
                 Vec::new()
             }
         };
@@ -74,7 +74,7 @@ impl TollgateHttp {
                         apply_edits(map, &edits);
                     }
                     if let Err(status) = hostcalls::set_buffer(buffer, 0, size, &new_body) {
-                        log::warn!("tollgate: cannot replace body ({status:?})");
+                        log::warn!("cannot replace body ({status:?})");
                     }
                 }
                 apply_edits(map, &head);
@@ -93,7 +93,7 @@ impl TollgateHttp {
         if let Err(status) =
             hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
         {
-            log::error!("tollgate: cannot send local reply ({status:?})");
+            log::error!("cannot send local reply ({status:?})");
         }
         Action::Pause
     }
@@ -132,7 +132,7 @@ fn read_map(map: MapType) -> Vec<(String, String)> {
     match hostcalls::get_map_bytes(map) {
         Ok(pairs) => pairs.into_iter().map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned())).collect(),
         Err(status) => {
-            log::warn!("tollgate: cannot read headers ({status:?})");
+            log::warn!("cannot read headers ({status:?})");
             Vec::new()
         }
     }
@@ -141,12 +141,12 @@ fn read_map(map: MapType) -> Vec<(String, String)> {
 fn apply_edits(map: MapType, edits: &HeaderEdits) {
     for name in &edits.remove {
         if let Err(status) = hostcalls::set_map_value(map, name, None) {
-            log::warn!("tollgate: cannot remove header {name} ({status:?})");
+            log::warn!("cannot remove header {name} ({status:?})");
         }
     }
     for (name, value) in &edits.set {
         if let Err(status) = hostcalls::set_map_value(map, name, Some(value)) {
-            log::warn!("tollgate: cannot set header {name} ({status:?})");
+            log::warn!("cannot set header {name} ({status:?})");
         }
     }
 }

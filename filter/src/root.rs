@@ -23,19 +23,19 @@ impl RootContext for TollgateRoot {
         {
             Ok(bytes) => bytes.unwrap_or_default(),
             Err(status) => {
-                log::error!("tollgate: configuration rejected: cannot read it from the host ({status:?})");
+                log::error!("configuration rejected: cannot read it from the host ({status:?})");
                 return false;
             }
         };
         match Pipeline::from_json(&bytes) {
             Ok(pipeline) => {
                 self.pipeline = Some(Rc::new(pipeline));
-                log::info!("tollgate: configuration accepted ({} bytes)", bytes.len());
+                log::info!("configuration accepted ({} bytes)", bytes.len());
                 true
             }
             Err(e) => {
                 // Envoy refuses the filter when this returns false; under ECDS it keeps the previous version.
-                log::error!("tollgate: configuration rejected: {e}");
+                log::error!("configuration rejected: {e}");
                 false
             }
         }

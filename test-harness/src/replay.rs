@@ -98,7 +98,7 @@ pub fn parse_scenario(bytes: &[u8]) -> Result<Scenario, ReplayError> {
     serde_json::from_slice(bytes).map_err(|e| ReplayError::Input(format!("invalid scenario: {e}")))
 }
 
-/// The filter's own explanation from its logs (`tollgate: configuration rejected: <path>: <why>`), or
+/// The filter's own explanation from its logs (`configuration rejected: <path>: <why>`), or
 /// the whole log when the module said something else.
 fn rejection_reason(logs: &str) -> String {
     const MARKER: &str = "configuration rejected: ";
@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn the_filters_own_reason_is_extracted_from_its_logs() {
-        let logs = "[info] starting\n[error] tollgate: configuration rejected: a.b[1]: must be > 0\n";
+        let logs = "[info] starting\n[error] configuration rejected: a.b[1]: must be > 0\n";
         assert_eq!(rejection_reason(logs), "a.b[1]: must be > 0");
         assert!(rejection_reason("[error] boom").contains("boom"));
     }

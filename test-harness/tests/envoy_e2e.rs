@@ -123,7 +123,7 @@ fn a_rejected_config_stops_envoy_with_the_json_path_in_the_log() -> Result<()> {
             }
             Err(other) => return Err(other.into()),
         };
-        let line = format!("tollgate: configuration rejected: {expected}");
+        let line = format!("configuration rejected: {expected}");
         assert!(log.contains(&line), "no {line:?} in the log of config {config}:\n{log}");
         assert!(log.contains("Unable to create Wasm plugin tollgate"), "config {config}:\n{log}");
     }

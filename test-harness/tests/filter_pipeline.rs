@@ -109,9 +109,7 @@ fn empty_config_passes_requests_through_untouched() {
 fn bad_configs_are_refused_naming_the_json_path() {
     let logs = rejection(r#"{"local_replies": [{"path_prefix": "/a", "status": 99}]}"#);
     assert!(
-        logs.contains(
-            "tollgate: configuration rejected: local_replies[0].status: 99 is not a final HTTP status"
-        ),
+        logs.contains("configuration rejected: local_replies[0].status: 99 is not a final HTTP status"),
         "{logs}"
     );
     let logs = rejection(r#"{"upstream_headers": {"set": {"x-a": "ok"}, "sett": {}}}"#);

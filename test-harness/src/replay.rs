@@ -123,4 +123,16 @@ mod tests {
         assert!(parse_scenario(br#"{"request":{"path":"/"},"respons":{}}"#).is_err());
         assert!(parse_scenario(br#"{"request":{"method":"GET","path":"/"}}"#).is_ok());
     }
+
+    #[test]
+    fn headers_may_be_an_object_or_ordered_pairs() {
+        let object =
+            parse_scenario(br#"{"request":{"headers":{"a":"1","b":"2"}},"response":{"headers":{"c":"3"}}}"#);
+        let object = object.unwrap();
+        assert_eq!(object.request.headers, [("a".into(), "1".into()), ("b".into(), "2".into())]);
+        assert_eq!(object.response.unwrap().headers, [("c".to_string(), "3".to_string())]);
+        let pairs = parse_scenario(br#"{"request":{"headers":[["a","1"],["a","2"]]}}"#).unwrap();
+        assert_eq!(pairs.request.headers, [("a".into(), "1".into()), ("a".into(), "2".into())]);
+        assert!(parse_scenario(br#"{"request":{"headers":{"a":1}}}"#).is_err());
+    }
 }

@@ -17,11 +17,14 @@ pub struct Request {
     pub path: String,
     pub authority: String,
     pub scheme: String,
+    #[serde(deserialize_with = "pairs_or_object")]
     pub headers: Headers,
     /// Body chunks as they arrive from the client; JSON accepts one string or a list of them.
     pub body: Chunks,
+    #[serde(deserialize_with = "pairs_or_object")]
     pub trailers: Headers,
     /// Per-stream properties (`"source.address"`, `"request.id"`, ...), dotted paths.
+    #[serde(deserialize_with = "pairs_or_object")]
     pub properties: Vec<(String, String)>,
 }
 
@@ -88,9 +91,11 @@ impl Request {
 #[serde(default, deny_unknown_fields)]
 pub struct Response {
     pub status: u16,
+    #[serde(deserialize_with = "pairs_or_object")]
     pub headers: Headers,
     /// Body chunks (SSE events, say), each delivered to `proxy_on_response_body` separately.
     pub body: Chunks,
+    #[serde(deserialize_with = "pairs_or_object")]
     pub trailers: Headers,
 }
 
@@ -185,6 +190,29 @@ pub struct Exchange {
     pub calls: Vec<super::OutboundCall>,
     /// Guest log lines produced while this exchange ran.
     pub logs: Vec<super::LogLine>,
+}
+
+/// Header-like fields in JSON: a list of `[name, value]` pairs (order and repeats kept) or, more
+/// conveniently, an object `{"name": "value"}`.
+fn pairs_or_object<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Headers, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Pairs(Headers),
+        Object(serde_json::Map<String, serde_json::Value>),
+    }
+    match Form::deserialize(de)? {
+        Form::Pairs(pairs) => Ok(pairs),
+        Form::Object(map) => map
+            .into_iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(v) => Ok((k, v)),
+                other => {
+                    Err(serde::de::Error::custom(format!("header {k:?}: expected a string, got {other}")))
+                }
+            })
+            .collect(),
+    }
 }
 
 fn find_header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {

@@ -9,7 +9,7 @@ pub struct ReceivedRequest {
     pub method: String,
     /// The request target as sent, query string included (`/v1/chat?x=1`).
     pub path: String,
-    /// Header names as sent (Envoy lowercases them), in order, repeats kept.
+    /// Header names lowercased (hyper normalises them, as Envoy does), repeats kept in the order sent.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }

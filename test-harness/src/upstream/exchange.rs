@@ -46,10 +46,11 @@ pub(super) async fn answer(
     lock(&shared.received).push(request.clone());
     let responder = Arc::clone(&shared.responder);
     // Responders may sleep or block (tests hold requests open), which must not stall the runtime's thread.
-    let answered: Result<_, tokio::task::JoinError> = Ok({
+    let answered = tokio::task::spawn_blocking(move || {
         let reply = responder(&request);
         (reply, request)
-    });
+    })
+    .await;
     Ok(match answered {
         Ok((reply, request)) => response(reply, &request),
         Err(err) => {

@@ -2,6 +2,7 @@
 //! returns, the narrow host ports (`Clock`, `SharedStore`, `Metrics`) through which side effects flow, and the
 //! `ConfigError` that names the JSON path of a bad setting. Owns no config section of its own.
 
+mod callout;
 mod config_error;
 mod headers;
 mod message;
@@ -10,6 +11,7 @@ mod ports;
 pub mod testing;
 mod verdict;
 
+pub use callout::{CallOutcome, OutboundCall};
 pub use config_error::{ConfigError, ConfigPath};
 pub use headers::Headers;
 pub use message::{RequestHead, ResponseHead};

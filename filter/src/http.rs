@@ -3,9 +3,10 @@ use std::rc::Rc;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
-use tollgate_core::{BodyVerdict, HeaderEdits, LocalReply, RequestHead, ResponseHead, Verdict};
+use tollgate_core::{BodyVerdict, HeaderEdits, LocalReply, OutboundCall, RequestHead, ResponseHead, Verdict};
 use tollgate_pipeline::{Pipeline, Stream};
 
+use crate::callout;
 use crate::host_ports::HostPorts;
 
 /// One per HTTP stream. Reads each phase's input from the host, asks the pipeline, applies the verdict.
@@ -17,12 +18,27 @@ pub struct TollgateHttp {
     head_held: bool,
     /// A local reply was sent: nothing more of this stream is ours to touch.
     replied: bool,
+    /// A `Verdict::Call` is in flight for the request head, which waits for it.
+    call_pending: bool,
+    /// The request head carried end-of-stream (no body follows).
+    request_headers_ended: bool,
+    /// Body that arrived while a call was pending: the size Envoy holds and whether it was the last.
+    body_during_call: Option<(usize, bool)>,
 }
 
 impl TollgateHttp {
     pub fn new(pipeline: Rc<Pipeline>, ports: Rc<HostPorts>) -> Self {
         let stream = pipeline.stream();
-        TollgateHttp { pipeline, ports, stream, head_held: false, replied: false }
+        TollgateHttp {
+            pipeline,
+            ports,
+            stream,
+            head_held: false,
+            replied: false,
+            call_pending: false,
+            request_headers_ended: false,
+            body_during_call: None,
+        }
     }
 
     fn head_verdict(&mut self, verdict: Verdict, map: MapType, end_of_stream: bool) -> Action {
@@ -46,6 +62,54 @@ impl TollgateHttp {
                 Action::Pause
             }
             Verdict::Respond(reply) => self.reply(&reply),
+            Verdict::Call(call) if map == MapType::HttpRequestHeaders => self.start_call(&call),
+            Verdict::Call(call) => {
+                log::warn!(
+                    "outbound call to {} ignored: only request heads may wait for a call",
+                    call.cluster
+                );
+                Action::Continue
+            }
+        }
+    }
+
+    fn start_call(&mut self, call: &OutboundCall) -> Action {
+        match callout::dispatch(call) {
+            Ok(_token) => {
+                self.call_pending = true;
+                Action::Pause
+            }
+            Err(failed) => {
+                let verdict = self.pipeline.on_call_response(&mut self.stream, &failed, self.ports.ports());
+                self.head_verdict(verdict, MapType::HttpRequestHeaders, self.request_headers_ended)
+            }
+        }
+    }
+
+    /// Decides the request head again once its call answered, and resumes the request if that is the verdict.
+    fn finish_call(&mut self, num_headers: usize, body_size: usize) {
+        self.call_pending = false;
+        let outcome = callout::read_response(num_headers, body_size);
+        let verdict = self.pipeline.on_call_response(&mut self.stream, &outcome, self.ports.ports());
+        let mut action = self.head_verdict(verdict, MapType::HttpRequestHeaders, self.request_headers_ended);
+        // Body that arrived during the call is not delivered again: let the pipeline see it now, unless the
+        // head waits for the whole body and more is still to come (the next body callback brings it all).
+        if !self.replied && !self.call_pending {
+            if let Some((size, ended)) = self.body_during_call.take() {
+                if action == Action::Continue || ended {
+                    action = self.body_phase(
+                        MapType::HttpRequestHeaders,
+                        BufferType::HttpRequestBody,
+                        size,
+                        ended,
+                    );
+                }
+            }
+        }
+        if action == Action::Continue && !self.replied {
+            if let Err(status) = hostcalls::resume_http_request() {
+                log::warn!("cannot resume request ({status:?})");
+            }
         }
     }
 
@@ -99,10 +163,23 @@ impl TollgateHttp {
     }
 }
 
-impl Context for TollgateHttp {}
+impl Context for TollgateHttp {
+    fn on_http_call_response(
+        &mut self,
+        _token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        if self.call_pending {
+            self.finish_call(num_headers, body_size);
+        }
+    }
+}
 
 impl HttpContext for TollgateHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.request_headers_ended = end_of_stream;
         let head = RequestHead::from_pairs(read_map(MapType::HttpRequestHeaders));
         let verdict = self.pipeline.on_request_headers(&mut self.stream, &head, self.ports.ports());
         self.head_verdict(verdict, MapType::HttpRequestHeaders, end_of_stream)
@@ -111,6 +188,10 @@ impl HttpContext for TollgateHttp {
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if self.replied {
             return Action::Continue;
+        }
+        if self.call_pending {
+            self.body_during_call = Some((body_size, end_of_stream));
+            return Action::Pause;
         }
         self.body_phase(MapType::HttpRequestHeaders, BufferType::HttpRequestBody, body_size, end_of_stream)
     }

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
@@ -5,6 +6,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 use tollgate_pipeline::Pipeline;
 
+use crate::callout;
 use crate::host_ports::HostPorts;
 use crate::http::TollgateHttp;
 
@@ -13,9 +15,26 @@ use crate::http::TollgateHttp;
 pub struct TollgateRoot {
     pipeline: Option<Rc<Pipeline>>,
     ports: Rc<HostPorts>,
+    /// Background calls in flight: token → what the pipeline said they are for.
+    background: HashMap<u32, String>,
 }
 
-impl Context for TollgateRoot {}
+impl Context for TollgateRoot {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let (Some(purpose), Some(pipeline)) = (self.background.remove(&token_id), self.pipeline.as_ref())
+        else {
+            return;
+        };
+        let outcome = callout::read_response(num_headers, body_size);
+        pipeline.on_background_response(&purpose, &outcome, self.ports.ports());
+    }
+}
 
 impl RootContext for TollgateRoot {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
@@ -29,6 +48,11 @@ impl RootContext for TollgateRoot {
         };
         match Pipeline::from_json(&bytes) {
             Ok(pipeline) => {
+                if let Some(period) = pipeline.tick_period() {
+                    if let Err(status) = hostcalls::set_tick_period(period) {
+                        log::warn!("cannot schedule background work ({status:?})");
+                    }
+                }
                 self.pipeline = Some(Rc::new(pipeline));
                 log::info!("configuration accepted ({} bytes)", bytes.len());
                 true
@@ -37,6 +61,18 @@ impl RootContext for TollgateRoot {
                 // Envoy refuses the filter when this returns false; under ECDS it keeps the previous version.
                 log::error!("configuration rejected: {e}");
                 false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let Some(pipeline) = self.pipeline.clone() else { return };
+        for job in pipeline.on_tick(self.ports.ports()) {
+            match callout::dispatch(&job.call) {
+                Ok(token) => {
+                    self.background.insert(token, job.purpose);
+                }
+                Err(failed) => pipeline.on_background_response(&job.purpose, &failed, self.ports.ports()),
             }
         }
     }

@@ -1,4 +1,4 @@
-use crate::Headers;
+use crate::{Headers, OutboundCall};
 
 /// Changes to a message head that the filter applies before letting it through.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -80,6 +80,8 @@ pub enum Verdict {
     AwaitBody,
     /// Answer the client directly.
     Respond(LocalReply),
+    /// Hold the head, make this call, and decide again when it answers (`Pipeline::on_call_response`).
+    Call(OutboundCall),
 }
 
 /// What the pipeline decided about a body chunk.

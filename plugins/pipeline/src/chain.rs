@@ -1,4 +1,6 @@
-use tollgate_core::{BodyVerdict, Ports, RequestHead, ResponseHead, Verdict};
+use std::time::Duration;
+
+use tollgate_core::{BodyVerdict, CallOutcome, OutboundCall, Ports, RequestHead, ResponseHead, Verdict};
 
 use crate::header_rules::HeaderRules;
 use crate::local_replies::LocalReplies;
@@ -14,6 +16,14 @@ pub struct Pipeline {
     pub(crate) upstream_headers: HeaderRules,
     pub(crate) response_headers: HeaderRules,
     pub(crate) local_replies: LocalReplies,
+}
+
+/// A call the root context makes on its own schedule (not for any one request), e.g. a JWKS refresh.
+/// `purpose` comes back with the answer so the pipeline knows what it was for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackgroundCall {
+    pub purpose: String,
+    pub call: OutboundCall,
 }
 
 /// What the pipeline remembers about one request between its phases.
@@ -38,6 +48,30 @@ impl Pipeline {
         }
         Verdict::Continue(self.upstream_headers.edits().clone())
     }
+
+    /// The call a `Verdict::Call` asked for has answered (or failed); decide the request head again.
+    pub fn on_call_response(
+        &self,
+        _stream: &mut Stream,
+        _outcome: &CallOutcome,
+        _ports: Ports<'_>,
+    ) -> Verdict {
+        Verdict::Continue(Default::default())
+    }
+
+    /// How often the root context should wake for `on_tick`; `None` when no plugin has background work.
+    pub fn tick_period(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Background work that is due now (run on every worker; plugins coordinate through the shared store
+    /// so that only one worker actually fetches).
+    pub fn on_tick(&self, _ports: Ports<'_>) -> Vec<BackgroundCall> {
+        Vec::new()
+    }
+
+    /// A background call answered (or failed).
+    pub fn on_background_response(&self, _purpose: &str, _outcome: &CallOutcome, _ports: Ports<'_>) {}
 
     /// Request body arrived. `buffered` is all of it the proxy holds: every chunk since the pipeline last
     /// let the body through (so after `BodyVerdict::Buffer`, earlier chunks are seen again, with the new one).

@@ -7,5 +7,5 @@ mod config;
 mod header_rules;
 mod local_replies;
 
-pub use chain::{Pipeline, Stream};
+pub use chain::{BackgroundCall, Pipeline, Stream};
 pub use config::RawConfig;

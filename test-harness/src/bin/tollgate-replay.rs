@@ -2,6 +2,7 @@
 //!
 //!   tollgate-replay check [--wasm W] CONFIG.json...       compile configs as on_configure would
 //!   tollgate-replay run [--wasm W] --config C --scenario S    replay one request; prints JSON
+//!   tollgate-replay keygen                                 a new API key; prints JSON with its id and SHA-256
 //!
 //! Exit status: 0 on success, 2 when a configuration is rejected, 1 on any other error.
 
@@ -35,6 +36,8 @@ enum Command {
         #[arg(long)]
         scenario: PathBuf,
     },
+    /// Generate an API key: give `key` to the client, put `id` and `sha256` in `auth.consumers[].api_keys`.
+    Keygen,
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,23 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&config, &e),
         },
+        Command::Keygen => keygen(),
+    }
+}
+
+fn keygen() -> ExitCode {
+    match tollgate_auth::keygen() {
+        Ok(generated) => {
+            let out =
+                serde_json::json!({"key": generated.key, "id": generated.id, "sha256": generated.sha256});
+            println!("{out}");
+            eprintln!("add to a consumer's \"api_keys\" in the auth config: {}", generated.config_entry());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot read random bytes: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -120,6 +120,11 @@ impl Auth {
         decision
     }
 
+    /// The JWT providers, for the JWKS work the pipeline schedules (root timer, fetch answers).
+    pub fn jwt(&self) -> &JwtProviders {
+        &self.jwt
+    }
+
     /// The model check for the body phase: `Err` (already counted) when the key may not use `model`.
     pub fn check_model(
         &self,

@@ -2,6 +2,9 @@ use std::time::Duration;
 
 use tollgate_core::{BodyVerdict, CallOutcome, OutboundCall, Ports, RequestHead, ResponseHead, Verdict};
 
+use tollgate_auth::Auth;
+
+use crate::authentication::{self, AuthState, AuthStep, JWKS_PURPOSE};
 use crate::header_rules::HeaderRules;
 use crate::local_replies::LocalReplies;
 
@@ -16,6 +19,7 @@ pub struct Pipeline {
     pub(crate) upstream_headers: HeaderRules,
     pub(crate) response_headers: HeaderRules,
     pub(crate) local_replies: LocalReplies,
+    pub(crate) auth: Option<Auth>,
 }
 
 /// A call the root context makes on its own schedule (not for any one request), e.g. a JWKS refresh.
@@ -30,6 +34,7 @@ pub struct BackgroundCall {
 #[derive(Debug, Default)]
 pub struct Stream {
     replied_locally: bool,
+    auth: AuthState,
 }
 
 impl Pipeline {
@@ -46,32 +51,65 @@ impl Pipeline {
             stream.replied_locally = true;
             return Verdict::Respond(reply.clone());
         }
-        Verdict::Continue(self.upstream_headers.edits().clone())
+        self.decide_head(stream, head, ports)
+    }
+
+    /// Auth, then the request's way upstream. Runs again when a call the head waited for has answered.
+    fn decide_head(&self, stream: &mut Stream, head: &RequestHead, ports: Ports<'_>) -> Verdict {
+        let mut edits = self.upstream_headers.edits().clone();
+        if let Some(auth) = &self.auth {
+            match authentication::authenticate(auth, &mut stream.auth, head, ports) {
+                // Auth's edits come last: operator config cannot undo credential stripping or re-add a
+                // client's consumer header.
+                AuthStep::Allow(auth_edits) => edits.extend(auth_edits),
+                AuthStep::Reply(reply) => {
+                    stream.replied_locally = true;
+                    return Verdict::Respond(reply);
+                }
+                AuthStep::Call(call) => return Verdict::Call(call),
+            }
+        }
+        Verdict::Continue(edits)
+    }
+
+    /// Who the request is from, once auth has let it through (`None` without auth or on open routes).
+    pub fn consumer<'s>(&self, stream: &'s Stream) -> Option<&'s tollgate_auth::Consumer> {
+        stream.auth.authorized.as_ref()?.consumer.as_ref()
     }
 
     /// The call a `Verdict::Call` asked for has answered (or failed); decide the request head again.
-    pub fn on_call_response(
-        &self,
-        _stream: &mut Stream,
-        _outcome: &CallOutcome,
-        _ports: Ports<'_>,
-    ) -> Verdict {
-        Verdict::Continue(Default::default())
+    pub fn on_call_response(&self, stream: &mut Stream, outcome: &CallOutcome, ports: Ports<'_>) -> Verdict {
+        let auth = self.auth.as_ref();
+        match auth.and_then(|auth| authentication::keys_arrived(auth, &mut stream.auth, outcome, ports)) {
+            Some(head) => self.decide_head(stream, &head, ports),
+            None => Verdict::Continue(Default::default()),
+        }
     }
 
     /// How often the root context should wake for `on_tick`; `None` when no plugin has background work.
     pub fn tick_period(&self) -> Option<Duration> {
-        None
+        // At least every second, so a remote JWKS is fetched soon after start-up rather than one refresh
+        // interval later; each tick is one shared-data read per remote provider.
+        Some(self.auth.as_ref()?.jwt().tick_period()?.min(Duration::from_secs(1)))
     }
 
     /// Background work that is due now (run on every worker; plugins coordinate through the shared store
     /// so that only one worker actually fetches).
-    pub fn on_tick(&self, _ports: Ports<'_>) -> Vec<BackgroundCall> {
-        Vec::new()
+    pub fn on_tick(&self, ports: Ports<'_>) -> Vec<BackgroundCall> {
+        let Some(auth) = &self.auth else { return Vec::new() };
+        let fetches = auth.jwt().due_fetches(ports).into_iter();
+        fetches
+            .map(|f| BackgroundCall { purpose: format!("{JWKS_PURPOSE}{}", f.provider), call: f.call })
+            .collect()
     }
 
     /// A background call answered (or failed).
-    pub fn on_background_response(&self, _purpose: &str, _outcome: &CallOutcome, _ports: Ports<'_>) {}
+    pub fn on_background_response(&self, purpose: &str, outcome: &CallOutcome, ports: Ports<'_>) {
+        if let (Some(auth), Some(provider)) = (&self.auth, purpose.strip_prefix(JWKS_PURPOSE)) {
+            // A refused document leaves the previous keys in place; the JWT plugin counts the failure.
+            let _ = auth.jwt().on_jwks_response(provider, outcome, ports);
+        }
+    }
 
     /// Request body arrived. `buffered` is all of it the proxy holds: every chunk since the pipeline last
     /// let the body through (so after `BodyVerdict::Buffer`, earlier chunks are seen again, with the new one).

@@ -1,4 +1,5 @@
 use serde::Deserialize;
+use tollgate_auth::{Auth, RawAuthConfig};
 use tollgate_core::{ConfigError, ConfigPath};
 
 use crate::header_rules::{HeaderRules, RawHeaderRules};
@@ -16,9 +17,13 @@ pub struct RawConfig {
     /// Edits applied to every upstream response before it reaches the client.
     #[serde(default)]
     pub response_headers: RawHeaderRules,
-    /// Requests answered by the filter itself, first match wins.
+    /// Requests answered by the filter itself, first match wins (before authentication, so health checks
+    /// and maintenance replies need no credentials).
     #[serde(default)]
     pub local_replies: Vec<RawLocalReply>,
+    /// Who may call, with which credentials; absent means no authentication.
+    #[serde(default)]
+    pub auth: Option<RawAuthConfig>,
 }
 
 impl Pipeline {
@@ -51,6 +56,7 @@ impl TryFrom<RawConfig> for Pipeline {
             upstream_headers: HeaderRules::compile(raw.upstream_headers, &root.field("upstream_headers"))?,
             response_headers: HeaderRules::compile(raw.response_headers, &root.field("response_headers"))?,
             local_replies: LocalReplies::compile(raw.local_replies, &root.field("local_replies"))?,
+            auth: raw.auth.map(|auth| Auth::compile(auth, &root.field("auth"))).transpose()?,
         })
     }
 }

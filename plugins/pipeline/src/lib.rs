@@ -1,7 +1,8 @@
 //! Tollgate's top-level configuration (the whole filter JSON) and the ordered chain that runs for each
-//! request: header edits and local replies today, later auth → limits → ai/prompt. Owns the config root,
-//! `upstream_headers`, `response_headers` and `local_replies`.
+//! request: local replies, then auth, then header edits (later limits → ai/prompt). Owns the config root,
+//! `upstream_headers`, `response_headers` and `local_replies`; `auth` belongs to tollgate-auth.
 
+mod authentication;
 mod chain;
 mod config;
 mod header_rules;

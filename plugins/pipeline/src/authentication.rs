@@ -1,0 +1,59 @@
+//! The auth step of the chain: who is calling, may they use this route, and — when a JWT provider has no
+//! keys yet — the JWKS call to make before deciding.
+
+use tollgate_auth::jwt::JwtRejection;
+use tollgate_auth::{Auth, AuthDecision, AuthError, Authorized};
+use tollgate_core::{CallOutcome, HeaderEdits, LocalReply, OutboundCall, Ports, RequestHead};
+
+/// Prefix of the `BackgroundCall::purpose` of a scheduled JWKS refresh; the provider name follows.
+pub const JWKS_PURPOSE: &str = "jwks:";
+
+/// What auth knows about one stream.
+#[derive(Debug, Default)]
+pub struct AuthState {
+    /// The caller, once let through; later steps (limits, model scopes) decide per consumer.
+    pub authorized: Option<Authorized>,
+    /// The JWKS fetch this stream waits for: the provider, and the head to decide again afterwards.
+    pending: Option<(String, RequestHead)>,
+    /// A stream fetches keys at most once; if they are still missing after that, it is refused.
+    fetched: bool,
+}
+
+pub enum AuthStep {
+    Allow(HeaderEdits),
+    Reply(LocalReply),
+    Call(OutboundCall),
+}
+
+pub fn authenticate(auth: &Auth, state: &mut AuthState, head: &RequestHead, ports: Ports<'_>) -> AuthStep {
+    match auth.authenticate(head, ports) {
+        AuthDecision::Allow(authorized) => {
+            let edits = authorized.edits.clone();
+            state.authorized = Some(authorized);
+            AuthStep::Allow(edits)
+        }
+        AuthDecision::Deny(error) => AuthStep::Reply(error.to_reply()),
+        AuthDecision::NeedsKeys(fetch) if !state.fetched => {
+            state.fetched = true;
+            state.pending = Some((fetch.provider, head.clone()));
+            AuthStep::Call(fetch.call)
+        }
+        AuthDecision::NeedsKeys(_) => {
+            AuthStep::Reply(AuthError::Jwt(JwtRejection::KeysUnavailable).to_reply())
+        }
+    }
+}
+
+/// Stores the keys a stream waited for and hands back its head to decide again; `None` if the stream was
+/// not waiting for keys.
+pub fn keys_arrived(
+    auth: &Auth,
+    state: &mut AuthState,
+    outcome: &CallOutcome,
+    ports: Ports<'_>,
+) -> Option<RequestHead> {
+    let (provider, head) = state.pending.take()?;
+    // A refused document leaves the previous keys in place; the JWT plugin counts the failure.
+    let _ = auth.jwt().on_jwks_response(&provider, outcome, ports);
+    Some(head)
+}

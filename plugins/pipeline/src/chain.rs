@@ -149,6 +149,9 @@ impl Pipeline {
 }
 
 #[cfg(test)]
+mod auth_tests;
+
+#[cfg(test)]
 mod tests {
     use tollgate_core::testing::MemoryHost;
 

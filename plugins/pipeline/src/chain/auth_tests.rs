@@ -1,0 +1,136 @@
+//! The auth step as the chain runs it: ordering against local replies and header edits, the edits that
+//! reach the upstream, denials as replies, and the JWKS call a request waits for.
+
+use tollgate_core::testing::MemoryHost;
+use tollgate_core::{CallOutcome, Headers, RequestHead, Verdict};
+
+use crate::Pipeline;
+
+/// SHA-256 of "tg_test_key_alice".
+const ALICE_KEY: &str = "tg_test_key_alice";
+
+fn alice_hash() -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(ALICE_KEY.as_bytes()))
+}
+
+fn pipeline() -> Pipeline {
+    let config = serde_json::json!({
+        "upstream_headers": {"set": {"x-tollgate": "on", "x-tollgate-consumer": "config-cannot-override"}},
+        "local_replies": [{"path_prefix": "/tollgate/ping", "status": 200, "body": "pong"}],
+        "auth": {
+            "consumers": [
+                {"name": "alice", "group": "gold", "api_keys": [{"id": "k1", "sha256": alice_hash()}]},
+                {"name": "bob", "group": "silver"}
+            ],
+            "jwt_providers": [{
+                "name": "corp", "algorithms": ["ES256"],
+                "keys": {"remote": {"cluster": "idp", "authority": "idp.example", "path": "/jwks.json"}}
+            }],
+            "routes": [{"path_prefix": "/admin", "groups": ["silver"]}]
+        }
+    });
+    Pipeline::from_json(config.to_string().as_bytes()).unwrap()
+}
+
+fn head(path: &str, headers: &[(&str, &str)]) -> RequestHead {
+    let mut pairs = vec![(":method", "GET"), (":path", path)];
+    pairs.extend_from_slice(headers);
+    RequestHead::from_pairs(pairs)
+}
+
+fn upstream_headers(verdict: Verdict, head: &RequestHead) -> Headers {
+    let Verdict::Continue(edits) = verdict else {
+        panic!("expected the request to go upstream: {verdict:?}")
+    };
+    let mut headers = head.headers.clone();
+    edits.apply_to(&mut headers);
+    headers
+}
+
+fn reply_status(verdict: &Verdict) -> (u16, serde_json::Value) {
+    let Verdict::Respond(reply) = verdict else { panic!("expected a local reply: {verdict:?}") };
+    (reply.status, serde_json::from_slice(&reply.body).unwrap_or_default())
+}
+
+#[test]
+fn an_allowed_key_reaches_upstream_as_a_consumer_without_its_credential() {
+    let (pipeline, host) = (pipeline(), MemoryHost::default());
+    let mut stream = pipeline.stream();
+    let request = head(
+        "/v1/models",
+        &[("authorization", &format!("Bearer {ALICE_KEY}")), ("x-tollgate-consumer", "mallory")],
+    );
+    let headers =
+        upstream_headers(pipeline.on_request_headers(&mut stream, &request, host.ports()), &request);
+    assert_eq!(headers.get("authorization"), None);
+    assert_eq!(headers.get_all("x-tollgate-consumer").collect::<Vec<_>>(), ["alice"]);
+    assert_eq!(headers.get("x-tollgate"), Some("on"));
+    assert_eq!(pipeline.consumer(&stream).map(|c| c.name.as_str()), Some("alice"));
+    assert_eq!(host.metric("tollgate_auth_allowed_total"), 1);
+}
+
+#[test]
+fn local_replies_need_no_credentials_and_denials_are_replies() {
+    let (pipeline, host) = (pipeline(), MemoryHost::default());
+    let ping =
+        pipeline.on_request_headers(&mut pipeline.stream(), &head("/tollgate/ping", &[]), host.ports());
+    assert_eq!(reply_status(&ping).0, 200);
+
+    let missing = pipeline.on_request_headers(&mut pipeline.stream(), &head("/v1/models", &[]), host.ports());
+    let (status, body) = reply_status(&missing);
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("missing_credentials")));
+
+    let admin = head("/admin/users", &[("x-api-key", ALICE_KEY)]);
+    let forbidden = pipeline.on_request_headers(&mut pipeline.stream(), &admin, host.ports());
+    let (status, body) = reply_status(&forbidden);
+    assert_eq!((status, body["error"]["type"].as_str()), (403, Some("permission_error")));
+    assert_eq!(host.metric("tollgate_local_replies_total"), 1, "only configured replies count as such");
+}
+
+#[test]
+fn a_jwt_without_keys_waits_for_one_jwks_call_then_is_decided_again() {
+    let (pipeline, host) = (pipeline(), MemoryHost::default());
+    let mut stream = pipeline.stream();
+    let token = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJib2IifQ.c2ln";
+    let request = head("/v1/models", &[("authorization", &format!("Bearer {token}"))]);
+    let Verdict::Call(call) = pipeline.on_request_headers(&mut stream, &request, host.ports()) else {
+        panic!("expected a JWKS call");
+    };
+    assert_eq!(
+        (call.cluster.as_str(), call.path.as_str(), call.authority.as_str()),
+        ("idp", "/jwks.json", "idp.example")
+    );
+
+    // The JWKS server is down: the stream does not call again, it answers 503 (not the client's fault).
+    let failed = CallOutcome::Failed { reason: "timeout".into() };
+    let verdict = pipeline.on_call_response(&mut stream, &failed, host.ports());
+    let (status, body) = reply_status(&verdict);
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("jwt_keys_unavailable")));
+}
+
+#[test]
+fn the_root_tick_schedules_the_first_jwks_fetch_once_across_workers() {
+    let (pipeline, other_worker, host) = (pipeline(), self::pipeline(), MemoryHost::default());
+    assert!(pipeline.tick_period().is_some_and(|p| p.as_secs() <= 1));
+    let calls = pipeline.on_tick(host.ports());
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].purpose, "jwks:corp");
+    assert!(other_worker.on_tick(host.ports()).is_empty(), "the other worker sees the claim in shared data");
+}
+
+#[test]
+fn without_auth_there_is_no_background_work() {
+    let pipeline = Pipeline::from_json(b"{}").unwrap();
+    assert_eq!(pipeline.tick_period(), None);
+    assert!(pipeline.on_tick(MemoryHost::default().ports()).is_empty());
+}
+
+#[test]
+fn auth_config_errors_name_their_path() {
+    let err = Pipeline::from_json(
+        br#"{"auth":{"consumers":[{"name":"a","api_keys":[{"id":"k","sha256":"abc"}]}]}}"#,
+    )
+    .unwrap_err();
+    assert!(err.to_string().starts_with("auth.consumers[0].api_keys[0].sha256: "), "{err}");
+}

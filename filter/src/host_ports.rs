@@ -7,10 +7,13 @@ use proxy_wasm::types::{MetricType, Status};
 use tollgate_core::{CasToken, Clock, Metrics, Ports, SharedStore, StoreError};
 
 /// The plugin ports implemented with proxy-wasm host calls. Metric ids are defined on first use and
-/// remembered, so each name costs one `define_metric` per VM.
+/// remembered (one map per metric type, so a lookup borrows the name instead of allocating a key), so each
+/// name costs one `define_metric` per VM.
 #[derive(Default)]
 pub struct HostPorts {
-    metric_ids: RefCell<HashMap<(MetricType, String), u32>>,
+    counters: RefCell<HashMap<String, u32>>,
+    gauges: RefCell<HashMap<String, u32>>,
+    histograms: RefCell<HashMap<String, u32>>,
 }
 
 impl HostPorts {
@@ -19,13 +22,17 @@ impl HostPorts {
     }
 
     fn metric_id(&self, kind: MetricType, name: &str) -> Option<u32> {
-        let key = (kind, name.to_string());
-        if let Some(id) = self.metric_ids.borrow().get(&key) {
+        let ids = match kind {
+            MetricType::Gauge => &self.gauges,
+            MetricType::Histogram => &self.histograms,
+            _ => &self.counters,
+        };
+        if let Some(id) = ids.borrow().get(name) {
             return Some(*id);
         }
         match hostcalls::define_metric(kind, name) {
             Ok(id) => {
-                self.metric_ids.borrow_mut().insert(key, id);
+                ids.borrow_mut().insert(name.to_string(), id);
                 Some(id)
             }
             Err(status) => {

@@ -147,14 +147,17 @@ impl Auth {
     }
 
     /// The credential to check: an API key if one is presented, else a JWT. A JWT-shaped value in a source
-    /// shared by both kinds (`Authorization: Bearer` by default) is a JWT; anything else there is an API key.
+    /// shared by both kinds (`Authorization: Bearer` by default) is a JWT; anything else there is an API key,
+    /// unless no API keys are configured: then it is a JWT too (say `alg: none` with an empty signature), and
+    /// is refused as one rather than as an unknown API key.
     fn presented<'h>(&self, head: &'h RequestHead, require: Require) -> Option<Credential<'h>> {
         let jwt_enabled = !self.issuers.is_empty();
         if require.accepts_api_keys() {
             let shared_jwt = |src| jwt_enabled && self.jwt_sources.contains(src);
+            let all_jwt = require.accepts_jwt() && self.keys.is_empty();
             for source in self.api_key_sources.iter() {
                 match source.extract(head) {
-                    Some(value) if shared_jwt(source) && looks_like_jwt(&value) => continue,
+                    Some(value) if shared_jwt(source) && (all_jwt || looks_like_jwt(&value)) => continue,
                     Some(value) => return Some(Credential::ApiKey(value)),
                     None => {}
                 }

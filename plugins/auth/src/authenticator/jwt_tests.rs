@@ -180,6 +180,25 @@ fn jwt_shaped_bearers_are_not_api_keys_and_vice_versa() {
 }
 
 #[test]
+fn without_api_keys_a_bearer_that_is_not_jwt_shaped_is_refused_as_a_jwt() {
+    let config = json!({"jwt_providers": [{"name": "corp", "algorithms": ["HS256"],
+        "keys": {"secret": CORP_SECRET, "secret_encoding": "utf8"}}]});
+    let auth = Auth::compile(serde_json::from_value(config).unwrap(), &ConfigPath::root()).unwrap();
+    let host = MemoryHost::default();
+    // `alg: none` with the empty signature such tokens carry: two dots, but not three segments.
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#);
+    let claims = URL_SAFE_NO_PAD.encode(r#"{"sub":"alice"}"#);
+    let error = denied(auth.authenticate(&bearer("/v1/x", &format!("{header}.{claims}.")), host.ports()));
+    assert_eq!((error.status(), error.code()), (401, "jwt_algorithm_not_allowed"));
+    let error = denied(auth.authenticate(&bearer("/v1/x", "tg_not_a_jwt"), host.ports()));
+    assert_eq!(error.code(), "jwt_malformed");
+    // A dedicated API key header is still an API key, and still unknown.
+    let mut head = RequestHead::from_pairs([(":method", "GET"), (":path", "/v1/x")]);
+    head.headers.append("x-api-key", "tg_whatever");
+    assert_eq!(denied(auth.authenticate(&head, host.ports())).code(), "invalid_api_key");
+}
+
+#[test]
 fn an_api_key_is_preferred_when_both_are_presented() {
     let host = MemoryHost::default();
     let mut head = bearer("/v1/x", &corp(&host, json!({"sub": "carol"})));

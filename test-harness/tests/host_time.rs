@@ -61,3 +61,17 @@ fn a_tick_can_resume_a_parked_stream_through_the_effective_context() -> anyhow::
     assert_eq!(ex.upstream.map(|u| u.path), Some("/parked".to_string()));
     Ok(())
 }
+
+#[test]
+fn a_worker_left_idle_gets_one_late_tick_not_a_burst() -> anyhow::Result<()> {
+    let host = host()?;
+    let mut workers = host.plugin("tick_ms=100").workers(2).start_all()?;
+    // Worker 0 moves the shared clock 100 periods ahead; worker 1 is not driven meanwhile.
+    workers[0].advance(Duration::from_secs(10))?;
+    assert_eq!(host.metric("probe_ticks"), Some(100));
+    workers[1].poll()?;
+    assert_eq!(host.metric("probe_ticks"), Some(101), "Envoy re-arms a late timer once");
+    workers[1].advance(Duration::from_millis(100))?;
+    assert_eq!(host.metric("probe_ticks"), Some(102));
+    Ok(())
+}

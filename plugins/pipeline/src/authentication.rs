@@ -44,6 +44,24 @@ pub fn authenticate(auth: &Auth, state: &mut AuthState, head: &RequestHead, port
     }
 }
 
+/// The model-scope check of a key limited to some models, once the whole request body is known. The model
+/// is the body's top-level `"model"` (the OpenAI and Anthropic request shape); a body without one names no
+/// model and is not refused. Returns the 403 reply when the key may not use the model.
+pub fn check_model(auth: &Auth, state: &AuthState, body: &[u8], ports: Ports<'_>) -> Option<LocalReply> {
+    let authorized = state.authorized.as_ref()?;
+    let model = requested_model(body)?;
+    auth.check_model(authorized, &model, ports).err().map(|error| error.to_reply())
+}
+
+/// The top-level `"model"` string of a JSON body, without materialising the rest of the document.
+fn requested_model(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct ModelOnly {
+        model: Option<String>,
+    }
+    serde_json::from_slice::<ModelOnly>(body).ok()?.model
+}
+
 /// Stores the keys a stream waited for and hands back its head to decide again; `None` if the stream was
 /// not waiting for keys.
 pub fn keys_arrived(

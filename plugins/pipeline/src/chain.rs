@@ -1,6 +1,8 @@
 use std::time::Duration;
 
-use tollgate_core::{BodyVerdict, CallOutcome, OutboundCall, Ports, RequestHead, ResponseHead, Verdict};
+use tollgate_core::{
+    BodyVerdict, CallOutcome, HeaderEdits, OutboundCall, Ports, RequestHead, ResponseHead, Verdict,
+};
 
 use tollgate_auth::Auth;
 
@@ -35,6 +37,8 @@ pub struct BackgroundCall {
 pub struct Stream {
     replied_locally: bool,
     auth: AuthState,
+    /// Head edits held back while the body is read (`Verdict::AwaitBody`), applied when it is let through.
+    held_edits: Option<HeaderEdits>,
 }
 
 impl Pipeline {
@@ -61,7 +65,14 @@ impl Pipeline {
             match authentication::authenticate(auth, &mut stream.auth, head, ports) {
                 // Auth's edits come last: operator config cannot undo credential stripping or re-add a
                 // client's consumer header.
-                AuthStep::Allow(auth_edits) => edits.extend(auth_edits),
+                AuthStep::Allow(auth_edits) => {
+                    edits.extend(auth_edits);
+                    // A key limited to some models can only be judged once the body names the model.
+                    if stream.auth.authorized.as_ref().is_some_and(|a| a.has_model_scope()) {
+                        stream.held_edits = Some(edits);
+                        return Verdict::AwaitBody;
+                    }
+                }
                 AuthStep::Reply(reply) => {
                     stream.replied_locally = true;
                     return Verdict::Respond(reply);
@@ -115,12 +126,25 @@ impl Pipeline {
     /// let the body through (so after `BodyVerdict::Buffer`, earlier chunks are seen again, with the new one).
     pub fn on_request_body(
         &self,
-        _stream: &mut Stream,
-        _buffered: &[u8],
-        _end_of_stream: bool,
-        _ports: Ports<'_>,
+        stream: &mut Stream,
+        buffered: &[u8],
+        end_of_stream: bool,
+        ports: Ports<'_>,
     ) -> BodyVerdict {
-        BodyVerdict::pass()
+        let Some(held) = stream.held_edits.take() else { return BodyVerdict::pass() };
+        if !end_of_stream {
+            stream.held_edits = Some(held);
+            return BodyVerdict::Buffer;
+        }
+        let denied = self
+            .auth
+            .as_ref()
+            .and_then(|auth| authentication::check_model(auth, &stream.auth, buffered, ports));
+        if let Some(reply) = denied {
+            stream.replied_locally = true;
+            return BodyVerdict::Respond(reply);
+        }
+        BodyVerdict::Continue { head: held, body: None }
     }
 
     /// The upstream's response head arrived.

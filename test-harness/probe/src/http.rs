@@ -278,6 +278,11 @@ impl HttpContext for ProbeHttp {
 
     fn on_http_request_body(&mut self, size: usize, end: bool) -> Action {
         info!("stream {} request body size={} end={}", self.id, size, end);
+        // Envoy keeps delivering body while the headers wait for a call; releasing it now would send the
+        // request on before the call answered, so the probe buffers it, as a real filter must.
+        if self.op == "http-call" {
+            return Action::Pause;
+        }
         if self.op != "body-buffer" {
             return Action::Continue;
         }

@@ -1,5 +1,6 @@
 //! The HTTP stream state machine, modelled on Envoy's filter manager for a single filter:
-//! headers returning Pause stop everything (later data is queued unseen), body callbacks returning
+//! headers returning Pause hold the headers while later body still reaches the guest (StopIteration), body
+//! callbacks returning
 //! Pause buffer the body (the guest sees it grow), `proxy_continue_stream` resumes, a local reply
 //! replaces the response and ends the stream, and a finished stream is logged, done and deleted.
 
@@ -65,15 +66,24 @@ impl Vm {
         let Some(d) = self.dir_mut(ctx, dir) else {
             return Ok(());
         };
-        if d.stage == Stage::HeadersStopped {
-            d.queued_body.extend_from_slice(chunk);
-            d.queued_end |= end;
-            return Ok(());
-        }
+        // Envoy's StopIteration from headers still hands later data to this filter; Continue from the
+        // body callback then releases the held headers together with the body.
+        let headers_held = d.stage == Stage::HeadersStopped;
         d.body.extend_from_slice(chunk);
         d.input_ended = end;
         let size = len_u32(d.body.len()) as i32;
         let action = self.invoke(&dir.callback("body"), &[ctx as i32, size, i32::from(end)])?;
+        if headers_held {
+            let continued = action.is_none_or(|a| a == ACTION_CONTINUE);
+            if let Some(stream) = self.store.data_mut().streams.get_mut(&ctx) {
+                let interrupted = stream.local_reply.is_some() || stream.reset;
+                let d = direction(stream, dir);
+                if continued && !interrupted && d.stage == Stage::HeadersStopped {
+                    release_headers_and_body(d);
+                }
+            }
+            return self.poll();
+        }
         self.after_callback(ctx, dir, Stage::BodyStopped, action)
     }
 
@@ -169,7 +179,7 @@ impl Vm {
         };
         match d.stage {
             Stage::HeadersStopped => {
-                forward(d, Stage::HeadersStopped);
+                release_headers_and_body(d);
                 let body = std::mem::take(&mut d.queued_body);
                 let trailers = d.queued_trailers.take();
                 let end = std::mem::take(&mut d.queued_end);
@@ -251,6 +261,12 @@ impl Vm {
         }
         Ok(())
     }
+}
+
+/// Sends the held headers and whatever body reached the filter while they were held.
+fn release_headers_and_body(d: &mut Direction) {
+    d.out_headers = Some(d.headers.clone());
+    forward(d, Stage::BodyStopped);
 }
 
 /// Sends on what a callback with the given stop point covered.

@@ -2,7 +2,7 @@
 //! reach the upstream, denials as replies, and the JWKS call a request waits for.
 
 use tollgate_core::testing::MemoryHost;
-use tollgate_core::{CallOutcome, Headers, RequestHead, Verdict};
+use tollgate_core::{BodyVerdict, CallOutcome, Headers, RequestHead, Verdict};
 
 use crate::Pipeline;
 
@@ -14,6 +14,13 @@ fn alice_hash() -> String {
     hex::encode(Sha256::digest(ALICE_KEY.as_bytes()))
 }
 
+const BOB_KEY: &str = "tg_test_key_bob";
+
+fn bob_hash() -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(BOB_KEY.as_bytes()))
+}
+
 fn pipeline() -> Pipeline {
     let config = serde_json::json!({
         "upstream_headers": {"set": {"x-tollgate": "on", "x-tollgate-consumer": "config-cannot-override"}},
@@ -21,7 +28,8 @@ fn pipeline() -> Pipeline {
         "auth": {
             "consumers": [
                 {"name": "alice", "group": "gold", "api_keys": [{"id": "k1", "sha256": alice_hash()}]},
-                {"name": "bob", "group": "silver"}
+                {"name": "bob", "group": "silver",
+                 "api_keys": [{"id": "k2", "sha256": bob_hash(), "models": ["gpt-4o*"]}]}
             ],
             "jwt_providers": [{
                 "name": "corp", "algorithms": ["ES256"],
@@ -133,4 +141,55 @@ fn auth_config_errors_name_their_path() {
     )
     .unwrap_err();
     assert!(err.to_string().starts_with("auth.consumers[0].api_keys[0].sha256: "), "{err}");
+}
+
+#[test]
+fn a_model_scoped_key_is_judged_on_the_model_its_body_names() {
+    let (pipeline, host) = (pipeline(), MemoryHost::default());
+    let request = head("/v1/chat/completions", &[("authorization", &format!("Bearer {BOB_KEY}"))]);
+
+    let mut stream = pipeline.stream();
+    assert_eq!(pipeline.on_request_headers(&mut stream, &request, host.ports()), Verdict::AwaitBody);
+    assert_eq!(
+        pipeline.on_request_body(&mut stream, br#"{"model":"#, false, host.ports()),
+        BodyVerdict::Buffer
+    );
+    let body = br#"{"model":"gpt-4o-mini","messages":[]}"#;
+    let BodyVerdict::Continue { head: edits, body: None } =
+        pipeline.on_request_body(&mut stream, body, true, host.ports())
+    else {
+        panic!("expected the request to go upstream");
+    };
+    let mut headers = request.headers.clone();
+    edits.apply_to(&mut headers);
+    assert_eq!(headers.get("x-tollgate-consumer"), Some("bob"));
+    assert_eq!(headers.get("authorization"), None);
+
+    let mut stream = pipeline.stream();
+    assert_eq!(pipeline.on_request_headers(&mut stream, &request, host.ports()), Verdict::AwaitBody);
+    let BodyVerdict::Respond(reply) =
+        pipeline.on_request_body(&mut stream, br#"{"model":"claude-3-opus"}"#, true, host.ports())
+    else {
+        panic!("expected a 403");
+    };
+    let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!((reply.status, body["error"]["code"].as_str()), (403, Some("forbidden_model")));
+    assert_eq!(host.metric("tollgate_auth_forbidden_total"), 1);
+
+    // No model named (or not JSON): nothing to refuse.
+    let mut stream = pipeline.stream();
+    pipeline.on_request_headers(&mut stream, &request, host.ports());
+    assert!(matches!(
+        pipeline.on_request_body(&mut stream, b"not json", true, host.ports()),
+        BodyVerdict::Continue { .. }
+    ));
+}
+
+#[test]
+fn keys_without_a_model_scope_do_not_wait_for_the_body() {
+    let (pipeline, host) = (pipeline(), MemoryHost::default());
+    let request = head("/v1/chat/completions", &[("x-api-key", ALICE_KEY)]);
+    let mut stream = pipeline.stream();
+    assert!(matches!(pipeline.on_request_headers(&mut stream, &request, host.ports()), Verdict::Continue(_)));
+    assert_eq!(pipeline.on_request_body(&mut stream, b"{}", true, host.ports()), BodyVerdict::pass());
 }

@@ -47,7 +47,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    /// Turns a serde_json error into a `ConfigError` at the path serde_path_to_error reports (or the root).
+    /// An error at a path already rendered as text (as serde_path_to_error reports it; empty for the root).
     pub fn at(path: &str, message: impl Into<String>) -> Self {
         ConfigError { path: ConfigPath(path.to_string()), message: message.into() }
     }

@@ -41,7 +41,7 @@ impl Pipeline {
             let path = e.path().to_string();
             // serde_path_to_error says "." for the root and "?" where it could not tell.
             let path = if path == "." || path == "?" { String::new() } else { path };
-            ConfigError { path: ConfigPath::root().field(&path), message: e.into_inner().to_string() }
+            ConfigError::at(&path, e.into_inner().to_string())
         })?;
         Pipeline::try_from(raw)
     }

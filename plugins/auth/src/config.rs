@@ -1,13 +1,13 @@
 use hashbrown::HashMap;
 use serde::Deserialize;
-use tollgate_core::{ConfigError, ConfigPath};
+use tollgate_core::{header_name, ConfigError, ConfigPath};
 
 use crate::api_keys::{ApiKeys, RawApiKey};
 use crate::authenticator::{Auth, ConsumerInfo};
 use crate::issuers::JwtIssuers;
 use crate::jwt::{JwtProviders, RawJwtProvider};
 use crate::routes::{check_require, Declared, RawRoute, Require, Route, Routes};
-use crate::sources::{is_token, CredentialStrip, RawCredentialSource, Source, Sources};
+use crate::sources::{CredentialStrip, RawCredentialSource, Source, Sources};
 
 /// The header naming the authenticated consumer, when `consumer_header` is not set.
 pub const DEFAULT_CONSUMER_HEADER: &str = "x-tollgate-consumer";
@@ -141,10 +141,12 @@ fn check_name(name: &str, path: &ConfigPath) -> Result<(), ConfigError> {
 }
 
 fn consumer_header(raw: Option<String>, path: &ConfigPath) -> Result<String, ConfigError> {
-    const RESERVED: [&str; 7] =
-        ["host", "connection", "content-length", "transfer-encoding", "cookie", "authorization", "te"];
-    let name = raw.unwrap_or_else(|| DEFAULT_CONSUMER_HEADER.to_string()).to_ascii_lowercase();
-    if !is_token(&name) || RESERVED.contains(&name.as_str()) {
+    // Credentials travel in these; the consumer name must not overwrite them.
+    const CREDENTIAL_FIELDS: [&str; 2] = ["cookie", "authorization"];
+    let raw = raw.unwrap_or_else(|| DEFAULT_CONSUMER_HEADER.to_string());
+    let name =
+        header_name(&raw, path).map_err(|_| path.error(format!("{raw:?} cannot carry the consumer name")))?;
+    if CREDENTIAL_FIELDS.contains(&name.as_str()) {
         return Err(path.error(format!("{name:?} cannot carry the consumer name")));
     }
     Ok(name)

@@ -4,6 +4,7 @@
 
 mod callout;
 mod config_error;
+mod header_name;
 mod headers;
 mod message;
 mod ports;
@@ -13,6 +14,7 @@ mod verdict;
 
 pub use callout::{CallOutcome, OutboundCall};
 pub use config_error::{ConfigError, ConfigPath};
+pub use header_name::header_name;
 pub use headers::Headers;
 pub use message::{RequestHead, ResponseHead};
 pub use ports::{CasToken, Clock, Metrics, Ports, SharedStore, StoreError};

@@ -38,19 +38,9 @@ impl HeaderRules {
     }
 }
 
-/// A field name Envoy will accept: an RFC 9110 token, stored lower-case. Pseudo-headers and the
-/// connection-level fields HTTP/2 forbids are refused, since edits to them break routing or framing.
+/// A field name the operator may have the filter write; see `tollgate_core::header_name`.
 pub fn checked_name(name: &str, path: &ConfigPath) -> Result<String, ConfigError> {
-    const FORBIDDEN: [&str; 6] = ["host", "connection", "keep-alive", "transfer-encoding", "upgrade", "te"];
-    let is_tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if name.is_empty() || !name.chars().all(is_tchar) {
-        return Err(path.error(format!("{name:?} is not a valid header name")));
-    }
-    let lower = name.to_ascii_lowercase();
-    if FORBIDDEN.contains(&lower.as_str()) {
-        return Err(path.error(format!("header {lower:?} cannot be edited by the filter")));
-    }
-    Ok(lower)
+    tollgate_core::header_name(name, path)
 }
 
 /// A field value without control characters (which would allow header injection).

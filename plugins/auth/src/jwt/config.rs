@@ -8,7 +8,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
-use tollgate_core::{ConfigError, ConfigPath};
+use tollgate_core::{header_name, ConfigError, ConfigPath};
 
 use super::keys::{parse_jwks, parse_pem, KeyKind, KeySet, VerificationKey};
 use super::token::algorithm_from_name;
@@ -306,16 +306,13 @@ fn compile_claim_headers(
     raw: BTreeMap<String, String>,
     path: &ConfigPath,
 ) -> Result<Vec<(String, String)>, ConfigError> {
-    const RESERVED: &[&str] = &["host", "content-length", "transfer-encoding", "connection", "te", "upgrade"];
     let mut compiled: Vec<(String, String)> = Vec::new();
     for (claim, header) in raw {
         let at = path.field(&claim);
-        let header = header.to_ascii_lowercase();
-        let token =
-            !header.is_empty() && header.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        if claim.is_empty() || !token || RESERVED.contains(&header.as_str()) {
-            return Err(at.error("must map a claim to a header name of letters, digits, '-', '_' or '.'"));
-        }
+        let header = match header_name(&header, &at) {
+            Ok(header) if !claim.is_empty() => header,
+            _ => return Err(at.error("must map a claim to a header name the filter may write")),
+        };
         if compiled.iter().any(|(_, h)| *h == header) {
             return Err(at.error(format!("header {header:?} is used twice")));
         }

@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -48,10 +49,10 @@ impl RootContext for TollgateRoot {
         };
         match Pipeline::from_json(&bytes) {
             Ok(pipeline) => {
-                if let Some(period) = pipeline.tick_period() {
-                    if let Err(status) = hostcalls::set_tick_period(period) {
-                        log::warn!("cannot schedule background work ({status:?})");
-                    }
+                // A period of zero stops the ticks a previous configuration may have started.
+                let period = pipeline.tick_period().unwrap_or(Duration::ZERO);
+                if let Err(status) = hostcalls::set_tick_period(period) {
+                    log::warn!("cannot schedule background work ({status:?})");
                 }
                 self.pipeline = Some(Rc::new(pipeline));
                 log::info!("configuration accepted ({} bytes)", bytes.len());

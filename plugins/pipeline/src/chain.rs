@@ -99,9 +99,10 @@ impl Pipeline {
 
     /// How often the root context should wake for `on_tick`; `None` when no plugin has background work.
     pub fn tick_period(&self) -> Option<Duration> {
-        // At least every second, so a remote JWKS is fetched soon after start-up rather than one refresh
-        // interval later; each tick is one shared-data read per remote provider.
-        Some(self.auth.as_ref()?.jwt().tick_period()?.min(Duration::from_secs(1)))
+        // Often, so a remote JWKS is fetched within a fraction of a second of start-up (requests before that
+        // are refused with 503) rather than one refresh interval later. A tick costs one shared-data read per
+        // remote provider; fetches stay limited by each provider's own intervals.
+        Some(self.auth.as_ref()?.jwt().tick_period()?.min(Duration::from_millis(200)))
     }
 
     /// Background work that is due now (run on every worker; plugins coordinate through the shared store

@@ -9,6 +9,34 @@ use super::bytes::{Body, Chunks};
 /// Header pairs in order; names as given (the host lower-cases them on the way into the guest).
 pub type Headers = Vec<(String, String)>;
 
+/// The builder methods requests and responses share: headers, the body (whole or in chunks), trailers.
+macro_rules! message_builders {
+    ($side:literal) => {
+        pub fn header(mut self, name: &str, value: &str) -> Self {
+            self.headers.push((name.into(), value.into()));
+            self
+        }
+        /// The whole body in one chunk (replaces earlier chunks).
+        pub fn body(mut self, body: impl AsRef<[u8]>) -> Self {
+            self.body = Chunks(vec![Body(body.as_ref().to_vec())]);
+            self
+        }
+        #[doc = concat!("The body split into chunks, each delivered to `proxy_on_", $side, "_body` separately.")]
+        pub fn body_chunks<I, B>(mut self, chunks: I) -> Self
+        where
+            I: IntoIterator<Item = B>,
+            B: AsRef<[u8]>,
+        {
+            self.body = Chunks(chunks.into_iter().map(|c| Body(c.as_ref().to_vec())).collect());
+            self
+        }
+        pub fn trailers<'a>(mut self, trailers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+            self.trailers = trailers.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+            self
+        }
+    };
+}
+
 /// A downstream HTTP request, built fluently: `Request::post("/v1/chat").header(..).body(..)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -57,28 +85,7 @@ impl Request {
         self.authority = authority.into();
         self
     }
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-    /// The whole body in one chunk (replaces earlier chunks).
-    pub fn body(mut self, body: impl AsRef<[u8]>) -> Self {
-        self.body = Chunks(vec![Body(body.as_ref().to_vec())]);
-        self
-    }
-    /// The body split into chunks, each delivered to `proxy_on_request_body` separately.
-    pub fn body_chunks<I, B>(mut self, chunks: I) -> Self
-    where
-        I: IntoIterator<Item = B>,
-        B: AsRef<[u8]>,
-    {
-        self.body = Chunks(chunks.into_iter().map(|c| Body(c.as_ref().to_vec())).collect());
-        self
-    }
-    pub fn trailers<'a>(mut self, trailers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        self.trailers = trailers.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
-        self
-    }
+    message_builders!("request");
     /// A per-stream property such as `"source.address"`; read by the guest via `proxy_get_property`.
     pub fn property(mut self, path: &str, value: &str) -> Self {
         self.properties.push((path.into(), value.into()));
@@ -109,26 +116,7 @@ impl Response {
     pub fn status(status: u16) -> Self {
         Self { status, ..Self::default() }
     }
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-    pub fn body(mut self, body: impl AsRef<[u8]>) -> Self {
-        self.body = Chunks(vec![Body(body.as_ref().to_vec())]);
-        self
-    }
-    pub fn body_chunks<I, B>(mut self, chunks: I) -> Self
-    where
-        I: IntoIterator<Item = B>,
-        B: AsRef<[u8]>,
-    {
-        self.body = Chunks(chunks.into_iter().map(|c| Body(c.as_ref().to_vec())).collect());
-        self
-    }
-    pub fn trailers<'a>(mut self, trailers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        self.trailers = trailers.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
-        self
-    }
+    message_builders!("response");
 }
 
 /// What the upstream received: the request after the filter's edits.

@@ -148,3 +148,16 @@ fn many_requests_on_one_vm_neither_leak_state_nor_fail() {
     assert_eq!(vm.metric("tollgate_requests_total"), Some(200));
     assert_eq!(vm.metric("tollgate_local_replies_total"), Some(100));
 }
+
+#[test]
+fn every_json_example_in_the_readme_is_a_configuration_the_filter_accepts() {
+    let readme = std::fs::read_to_string(tollgate_harness::repo_root().join("README.md")).unwrap();
+    let examples: Vec<&str> =
+        readme.split("```json\n").skip(1).filter_map(|rest| rest.split("```").next()).collect();
+    assert!(examples.len() >= 2, "the README shows its config examples in ```json blocks");
+    for example in examples {
+        if let Err(e) = host().plugin(example).start() {
+            panic!("README example refused:\n{example}\n{e}");
+        }
+    }
+}

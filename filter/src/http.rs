@@ -96,7 +96,8 @@ impl TollgateHttp {
         // head waits for the whole body and more is still to come (the next body callback brings it all).
         if !self.replied && !self.call_pending {
             if let Some((size, ended)) = self.body_during_call.take() {
-                if action == Action::Continue || ended {
+                let wanted = self.pipeline.reads_request_body(&self.stream);
+                if wanted && (action == Action::Continue || ended) {
                     action = self.body_phase(
                         MapType::HttpRequestHeaders,
                         BufferType::HttpRequestBody,
@@ -193,6 +194,9 @@ impl HttpContext for TollgateHttp {
             self.body_during_call = Some((body_size, end_of_stream));
             return Action::Pause;
         }
+        if !self.pipeline.reads_request_body(&self.stream) {
+            return Action::Continue;
+        }
         self.body_phase(MapType::HttpRequestHeaders, BufferType::HttpRequestBody, body_size, end_of_stream)
     }
 
@@ -204,6 +208,9 @@ impl HttpContext for TollgateHttp {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !self.pipeline.reads_response_body(&self.stream) {
+            return Action::Continue;
+        }
         self.body_phase(MapType::HttpResponseHeaders, BufferType::HttpResponseBody, body_size, end_of_stream)
     }
 }

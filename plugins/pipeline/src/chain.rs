@@ -123,6 +123,17 @@ impl Pipeline {
         }
     }
 
+    /// Whether this stream's request body phase needs the bytes. When it does not, the filter lets the body
+    /// pass without copying it out of the proxy (and `on_request_body` would only say `pass`).
+    pub fn reads_request_body(&self, stream: &Stream) -> bool {
+        stream.held_edits.is_some()
+    }
+
+    /// As `reads_request_body`, for the response: no step reads response bodies yet.
+    pub fn reads_response_body(&self, _stream: &Stream) -> bool {
+        false
+    }
+
     /// Request body arrived. `buffered` is all of it the proxy holds: every chunk since the pipeline last
     /// let the body through (so after `BodyVerdict::Buffer`, earlier chunks are seen again, with the new one).
     pub fn on_request_body(

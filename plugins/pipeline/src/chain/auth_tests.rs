@@ -150,6 +150,7 @@ fn a_model_scoped_key_is_judged_on_the_model_its_body_names() {
 
     let mut stream = pipeline.stream();
     assert_eq!(pipeline.on_request_headers(&mut stream, &request, host.ports()), Verdict::AwaitBody);
+    assert!(pipeline.reads_request_body(&stream));
     assert_eq!(
         pipeline.on_request_body(&mut stream, br#"{"model":"#, false, host.ports()),
         BodyVerdict::Buffer
@@ -191,5 +192,7 @@ fn keys_without_a_model_scope_do_not_wait_for_the_body() {
     let request = head("/v1/chat/completions", &[("x-api-key", ALICE_KEY)]);
     let mut stream = pipeline.stream();
     assert!(matches!(pipeline.on_request_headers(&mut stream, &request, host.ports()), Verdict::Continue(_)));
+    assert!(!pipeline.reads_request_body(&stream), "the filter need not copy the body out");
+    assert!(!pipeline.reads_response_body(&stream));
     assert_eq!(pipeline.on_request_body(&mut stream, b"{}", true, host.ports()), BodyVerdict::pass());
 }

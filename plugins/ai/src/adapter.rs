@@ -1,0 +1,248 @@
+//! The seam between the provider-neutral gateway and one provider's wire format.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::chat::{ChatChunk, ChatRequest, ChunkChoice};
+use crate::sse::SseEvent;
+use crate::{AiError, Usage};
+
+/// A provider entry of the config, as every adapter needs it (compiled from `ai.providers[]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProviderSettings {
+    /// The config's name for this provider (metrics, errors, `x-tollgate-provider`).
+    pub name: String,
+    /// Path prefix taken from the provider's `base_url`, without a trailing slash (`""`, `"/v1"`, ...).
+    pub base_path: String,
+    /// The provider credential injected upstream; never logged.
+    pub api_key: Option<String>,
+    /// Azure's `api-version` query parameter, Anthropic's `anthropic-version` header.
+    pub api_version: Option<String>,
+    /// Azure: model name → deployment name (a model without an entry is used as the deployment name).
+    pub deployments: BTreeMap<String, String>,
+    /// Output limit to send when the client gave none and the provider requires one (Anthropic).
+    pub default_max_tokens: u64,
+}
+
+/// What one request is routed to, and the facts an adapter needs that are not in the body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// The model name the provider knows (after aliases and wildcards).
+    pub upstream_model: &'a str,
+    /// The model name the client asked for.
+    pub client_model: &'a str,
+    /// Unix seconds now, for `created`.
+    pub created: u64,
+    /// An id unique to this request, for responses whose provider gives none (`chatcmpl-<id>`).
+    pub request_id: &'a str,
+}
+
+/// The request to send upstream instead of the client's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamRequest {
+    /// `:path`, query included.
+    pub path: String,
+    /// Headers to set (credential, version, content type). The gateway removes the client's credential
+    /// headers and sets `:authority` and the cluster itself.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Request fields the provider cannot honour and that were left out (JSON names, e.g. `seed`,
+    /// `messages[2].content[1]` for an unsupported part).
+    pub dropped: Vec<String>,
+}
+
+/// A translated response body and the usage it reported.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Translated {
+    pub body: Vec<u8>,
+    pub usage: Usage,
+}
+
+/// `POST /v1/embeddings` as the client sent it.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+pub struct EmbeddingsRequest {
+    pub model: String,
+    /// A string, an array of strings, or token arrays.
+    pub input: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding_format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One provider's wire format. Implementations are pure: bytes and values in, bytes and values out.
+pub trait Adapter: std::fmt::Debug {
+    /// Translates a chat request. `req.model` is the client's name; use `target.upstream_model`.
+    fn chat_request(&self, req: &ChatRequest, target: &Target<'_>) -> Result<UpstreamRequest, AiError>;
+
+    /// Translates a successful (2xx) non-streaming chat response into an OpenAI `chat.completion`.
+    fn chat_response(&self, body: &[u8], target: &Target<'_>) -> Result<Translated, AiError>;
+
+    /// A translator for the SSE stream that answers a `stream: true` request.
+    fn stream_translator(&self, target: &Target<'_>) -> Box<dyn StreamTranslator>;
+
+    /// Translates an embeddings request; providers without embeddings say so with a 400.
+    fn embeddings_request(
+        &self,
+        _req: &EmbeddingsRequest,
+        _target: &Target<'_>,
+    ) -> Result<UpstreamRequest, AiError> {
+        Err(AiError::InvalidRequest {
+            param: Some("model".into()),
+            message: "the provider serving this model has no embeddings API".into(),
+        })
+    }
+
+    /// Translates a successful embeddings response into OpenAI's `{"object":"list","data":[...]}`.
+    fn embeddings_response(&self, _body: &[u8], _target: &Target<'_>) -> Result<Translated, AiError> {
+        Err(AiError::BadUpstreamResponse("embeddings are not supported by this provider".into()))
+    }
+
+    /// Turns a provider error response (any non-2xx status, any body, JSON or not) into the error the client
+    /// gets. The default reads OpenAI's `{"error":{...}}` shape.
+    fn error_response(&self, status: u16, body: &[u8]) -> AiError {
+        openai_style_error(status, body)
+    }
+}
+
+/// Reads `{"error":{"message","type","code"}}` (or any body at all) into an `AiError::Upstream` that keeps the
+/// provider's status; 5xx and unreadable statuses become 502 so clients retry sensibly.
+pub fn openai_style_error(status: u16, body: &[u8]) -> AiError {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let error = parsed.as_ref().map(|v| v.get("error").unwrap_or(v));
+    let field = |name: &str| error.and_then(|e| e.get(name)).and_then(Value::as_str).map(str::to_string);
+    let message = field("message").unwrap_or_else(|| fallback_message(status, body));
+    let code = field("code").or_else(|| error.and_then(|e| e.get("code")).map(|c| c.to_string()));
+    AiError::Upstream {
+        status: client_status(status),
+        kind: field("type").unwrap_or_else(|| kind_for(status)),
+        code,
+        message,
+    }
+}
+
+/// The status a client sees for a provider's status: 4xx as is, everything else a 502.
+pub fn client_status(status: u16) -> u16 {
+    if (400..500).contains(&status) {
+        status
+    } else {
+        502
+    }
+}
+
+/// OpenAI's error `type` for a status, for providers whose errors carry none.
+pub fn kind_for(status: u16) -> String {
+    match status {
+        400 | 404 | 409 | 413 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        429 => "rate_limit_error",
+        _ => "upstream_error",
+    }
+    .to_string()
+}
+
+/// A message for an error body that has none: the start of the body when it is text, else the status.
+pub fn fallback_message(status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text: String = text.trim().chars().take(200).collect();
+    if text.is_empty() {
+        format!("the upstream provider answered with status {status}")
+    } else {
+        format!("the upstream provider answered with status {status}: {text}")
+    }
+}
+
+/// Turns one provider's SSE events into OpenAI chunks.
+pub trait StreamTranslator: std::fmt::Debug {
+    /// One complete upstream event. Write the chunks it yields to `out` (possibly none).
+    fn on_event(&mut self, event: &SseEvent, out: &mut ChunkSink) -> Result<(), AiError>;
+
+    /// The upstream stream ended. Write anything still owed. `Err(TruncatedStream)` when the provider's final
+    /// event never came. The gateway writes the usage chunk and `data: [DONE]` itself.
+    fn finish(&mut self, out: &mut ChunkSink) -> Result<(), AiError>;
+
+    /// Usage as reported so far (complete after the final event).
+    fn usage(&self) -> Usage;
+}
+
+/// Where a `StreamTranslator` writes: serialises chunks as SSE `data:` events, stamping id, model and
+/// created on each. Translators update `id` / `model` when the provider names them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChunkSink {
+    pub id: String,
+    pub model: String,
+    pub created: u64,
+    /// The SSE bytes written so far (the gateway drains them after each body callback).
+    pub bytes: Vec<u8>,
+    /// How many chunks carried content or tool-call text (time to first token is taken at the first).
+    pub content_chunks: u64,
+}
+
+impl ChunkSink {
+    pub fn new(target: &Target<'_>) -> Self {
+        ChunkSink {
+            id: format!("chatcmpl-{}", target.request_id),
+            model: target.upstream_model.to_string(),
+            created: target.created,
+            bytes: Vec::new(),
+            content_chunks: 0,
+        }
+    }
+
+    /// Writes one `chat.completion.chunk` with these choices.
+    pub fn chunk(&mut self, choices: Vec<ChunkChoice>) {
+        let carries_text = choices.iter().any(|c| c.delta.content.is_some() || c.delta.tool_calls.is_some());
+        if carries_text {
+            self.content_chunks = self.content_chunks.saturating_add(1);
+        }
+        let chunk = ChatChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices,
+            usage: None,
+        };
+        self.write(&serde_json::to_value(&chunk).unwrap_or(Value::Null));
+    }
+
+    /// Writes the final usage chunk (`choices: []`).
+    pub fn usage_chunk(&mut self, usage: &Usage) {
+        let chunk = ChatChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: Vec::new(),
+            usage: Some(usage.to_openai()),
+        };
+        self.write(&serde_json::to_value(&chunk).unwrap_or(Value::Null));
+    }
+
+    /// Writes an event whose data is already an OpenAI chunk (pass-through providers).
+    pub fn raw(&mut self, data: &str) {
+        self.bytes.extend_from_slice(b"data: ");
+        self.bytes.extend_from_slice(data.as_bytes());
+        self.bytes.extend_from_slice(b"\n\n");
+    }
+
+    pub fn write(&mut self, value: &Value) {
+        self.raw(&value.to_string());
+    }
+
+    /// `data: [DONE]`, the end of every OpenAI stream.
+    pub fn done(&mut self) {
+        self.raw("[DONE]");
+    }
+
+    pub fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.bytes)
+    }
+}

@@ -1,0 +1,112 @@
+use tollgate_core::LocalReply;
+
+/// Everything that can go wrong on an AI route. Each variant knows the HTTP status and the OpenAI error
+/// `type` / `code` the client receives.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AiError {
+    /// The client's body is not a valid request; `param` names the offending field (JSON path) when known.
+    #[error("{message}")]
+    InvalidRequest { param: Option<String>, message: String },
+    /// No configured route serves this model name.
+    #[error("The model `{0}` does not exist or you do not have access to it.")]
+    UnknownModel(String),
+    /// The chosen provider cannot honour these request fields and the config says to refuse, not drop.
+    #[error("{provider} does not support: {}", fields.join(", "))]
+    Unsupported { provider: String, fields: Vec<String> },
+    /// The provider answered with an error; status and message are carried over in OpenAI's shape.
+    #[error("{message}")]
+    Upstream { status: u16, kind: String, code: Option<String>, message: String },
+    /// The provider answered with something that is not its documented format.
+    #[error("the upstream provider sent an unreadable response: {0}")]
+    BadUpstreamResponse(String),
+    /// A body or a single SSE event exceeded the configured bound.
+    #[error("{what} exceeds the configured limit of {limit} bytes")]
+    TooLarge { what: &'static str, limit: usize, status: u16 },
+    /// The provider's stream ended before its final event.
+    #[error("the upstream stream ended before it was complete")]
+    TruncatedStream,
+}
+
+impl AiError {
+    pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
+        AiError::InvalidRequest { param: Some(param.into()), message: message.into() }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            AiError::InvalidRequest { .. } | AiError::Unsupported { .. } => 400,
+            AiError::UnknownModel(_) => 404,
+            AiError::Upstream { status, .. } => *status,
+            AiError::BadUpstreamResponse(_) | AiError::TruncatedStream => 502,
+            AiError::TooLarge { status, .. } => *status,
+        }
+    }
+
+    /// OpenAI's error `type`.
+    pub fn kind(&self) -> &str {
+        match self {
+            AiError::InvalidRequest { .. }
+            | AiError::UnknownModel(_)
+            | AiError::Unsupported { .. }
+            | AiError::TooLarge { status: 413, .. } => "invalid_request_error",
+            AiError::Upstream { kind, .. } => kind,
+            AiError::BadUpstreamResponse(_) | AiError::TruncatedStream | AiError::TooLarge { .. } => {
+                "upstream_error"
+            }
+        }
+    }
+
+    /// A stable machine-readable code.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            AiError::InvalidRequest { .. } => Some("invalid_request"),
+            AiError::UnknownModel(_) => Some("model_not_found"),
+            AiError::Unsupported { .. } => Some("unsupported_parameter"),
+            AiError::Upstream { code, .. } => code.as_deref(),
+            AiError::BadUpstreamResponse(_) => Some("bad_upstream_response"),
+            AiError::TooLarge { .. } => Some("body_too_large"),
+            AiError::TruncatedStream => Some("upstream_stream_truncated"),
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            AiError::InvalidRequest { param, .. } => param.as_deref(),
+            AiError::UnknownModel(_) => Some("model"),
+            AiError::Unsupported { fields, .. } => fields.first().map(String::as_str),
+            _ => None,
+        }
+    }
+
+    /// `{"error":{"message","type","param","code"}}`, as OpenAI sends it (also the payload of an SSE error event).
+    pub fn to_openai_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": {
+                "message": self.to_string(),
+                "type": self.kind(),
+                "param": self.param(),
+                "code": self.code(),
+            }
+        })
+    }
+
+    pub fn to_reply(&self) -> LocalReply {
+        let details = format!("tollgate_{}", self.code().unwrap_or("ai_error"));
+        LocalReply::json(self.status(), details, &self.to_openai_json())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_model_is_openai_404() {
+        let reply = AiError::UnknownModel("gpt-9".into()).to_reply();
+        assert_eq!(reply.status, 404);
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["error"]["code"], "model_not_found");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["param"], "model");
+    }
+}

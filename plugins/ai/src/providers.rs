@@ -1,0 +1,78 @@
+//! One module per provider wire format, and the `kind` names the config uses for them.
+
+mod anthropic;
+mod azure;
+mod gemini;
+mod mistral;
+mod openai;
+
+pub use anthropic::AnthropicAdapter;
+pub use azure::AzureAdapter;
+pub use gemini::GeminiAdapter;
+pub use mistral::MistralAdapter;
+pub use openai::OpenAiAdapter;
+
+use crate::adapter::{Adapter, ProviderSettings};
+
+/// `ai.providers[].kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    Openai,
+    Azure,
+    Anthropic,
+    Gemini,
+    Mistral,
+    /// Groq, DeepSeek, Together, Ollama, vLLM, llama.cpp server, ...: OpenAI's wire format under a
+    /// configurable path prefix.
+    OpenaiCompatible,
+}
+
+impl ProviderKind {
+    /// The adapter for this kind.
+    pub fn adapter(self, settings: ProviderSettings) -> Box<dyn Adapter> {
+        match self {
+            ProviderKind::Openai => Box::new(OpenAiAdapter::new(settings, false)),
+            ProviderKind::OpenaiCompatible => Box::new(OpenAiAdapter::new(settings, true)),
+            ProviderKind::Azure => Box::new(AzureAdapter::new(settings)),
+            ProviderKind::Anthropic => Box::new(AnthropicAdapter::new(settings)),
+            ProviderKind::Gemini => Box::new(GeminiAdapter::new(settings)),
+            ProviderKind::Mistral => Box::new(MistralAdapter::new(settings)),
+        }
+    }
+
+    /// The `base_url` used when the config gives none.
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::Openai => Some("https://api.openai.com/v1"),
+            ProviderKind::Anthropic => Some("https://api.anthropic.com"),
+            ProviderKind::Gemini => Some("https://generativelanguage.googleapis.com"),
+            ProviderKind::Mistral => Some("https://api.mistral.ai/v1"),
+            ProviderKind::Azure | ProviderKind::OpenaiCompatible => None,
+        }
+    }
+}
+
+// PLACEHOLDER until each provider has its translator; removed when the last one lands.
+#[derive(Debug)]
+struct NoTranslator;
+
+impl crate::adapter::StreamTranslator for NoTranslator {
+    fn on_event(
+        &mut self,
+        _event: &crate::sse::SseEvent,
+        _out: &mut crate::adapter::ChunkSink,
+    ) -> Result<(), crate::AiError> {
+        Err(crate::AiError::TruncatedStream)
+    }
+    fn finish(&mut self, _out: &mut crate::adapter::ChunkSink) -> Result<(), crate::AiError> {
+        Err(crate::AiError::TruncatedStream)
+    }
+    fn usage(&self) -> crate::Usage {
+        crate::Usage::default()
+    }
+}
+
+fn todo_translator() -> Box<dyn crate::adapter::StreamTranslator> {
+    Box::new(NoTranslator)
+}

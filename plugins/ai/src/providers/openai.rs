@@ -1,0 +1,31 @@
+//! PLACEHOLDER: the openai wire format (being written).
+
+use super::todo_translator;
+use crate::adapter::{Adapter, ProviderSettings, StreamTranslator, Target, Translated, UpstreamRequest};
+use crate::chat::ChatRequest;
+use crate::AiError;
+
+#[derive(Debug)]
+pub struct OpenAiAdapter {
+    settings: ProviderSettings,
+}
+
+impl OpenAiAdapter {
+    pub fn new(settings: ProviderSettings, _compatible: bool) -> Self {
+        OpenAiAdapter { settings }
+    }
+}
+
+impl Adapter for OpenAiAdapter {
+    fn chat_request(&self, _req: &ChatRequest, _target: &Target<'_>) -> Result<UpstreamRequest, AiError> {
+        Err(AiError::BadUpstreamResponse(format!("{}: not yet", self.settings.name)))
+    }
+
+    fn chat_response(&self, _body: &[u8], _target: &Target<'_>) -> Result<Translated, AiError> {
+        Err(AiError::BadUpstreamResponse("not yet".into()))
+    }
+
+    fn stream_translator(&self, _target: &Target<'_>) -> Box<dyn StreamTranslator> {
+        todo_translator()
+    }
+}

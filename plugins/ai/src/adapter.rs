@@ -104,6 +104,17 @@ pub trait Adapter: std::fmt::Debug {
         Err(AiError::BadUpstreamResponse("embeddings are not supported by this provider".into()))
     }
 
+    /// `embeddings_response` with the client's request at hand, for adapters whose output depends on it
+    /// (`encoding_format: "base64"` when the provider only returns floats). The gateway calls this one.
+    fn embeddings_response_for(
+        &self,
+        _req: &EmbeddingsRequest,
+        body: &[u8],
+        target: &Target<'_>,
+    ) -> Result<Translated, AiError> {
+        self.embeddings_response(body, target)
+    }
+
     /// Turns a provider error response (any non-2xx status, any body, JSON or not) into the error the client
     /// gets. The default reads OpenAI's `{"error":{...}}` shape.
     fn error_response(&self, status: u16, body: &[u8]) -> AiError {

@@ -5,6 +5,7 @@ mod azure;
 mod gemini;
 mod mistral;
 mod openai;
+mod openai_wire;
 
 pub use anthropic::AnthropicAdapter;
 pub use azure::AzureAdapter;
@@ -51,28 +52,4 @@ impl ProviderKind {
             ProviderKind::Azure | ProviderKind::OpenaiCompatible => None,
         }
     }
-}
-
-// PLACEHOLDER until each provider has its translator; removed when the last one lands.
-#[derive(Debug)]
-struct NoTranslator;
-
-impl crate::adapter::StreamTranslator for NoTranslator {
-    fn on_event(
-        &mut self,
-        _event: &crate::sse::SseEvent,
-        _out: &mut crate::adapter::ChunkSink,
-    ) -> Result<(), crate::AiError> {
-        Err(crate::AiError::TruncatedStream)
-    }
-    fn finish(&mut self, _out: &mut crate::adapter::ChunkSink) -> Result<(), crate::AiError> {
-        Err(crate::AiError::TruncatedStream)
-    }
-    fn usage(&self) -> crate::Usage {
-        crate::Usage::default()
-    }
-}
-
-fn todo_translator() -> Box<dyn crate::adapter::StreamTranslator> {
-    Box::new(NoTranslator)
 }

@@ -1,0 +1,222 @@
+//! Anthropic's named SSE events → OpenAI `chat.completion.chunk`s.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::{finish_reason, status_of_error_type, upstream_error, AnthropicUsage, JSON_TOOL};
+use crate::adapter::{ChunkSink, StreamTranslator};
+use crate::chat::{ChunkChoice, Delta, FinishReason, FunctionCallDelta, ToolCallDelta};
+use crate::sse::SseEvent;
+use crate::{AiError, Usage};
+
+/// What an Anthropic content block (by its stream index) becomes for the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Block {
+    Text,
+    /// A client tool call, with its OpenAI index (tool calls only, in the order they started).
+    Tool(u32),
+    /// The JSON answer tool: its input JSON is streamed as message text.
+    JsonAnswer,
+    /// Thinking and server-tool blocks, which clients do not receive.
+    Hidden,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct AnthropicStream {
+    blocks: BTreeMap<u64, Block>,
+    tool_calls: u32,
+    role_sent: bool,
+    finish_sent: bool,
+    stopped: bool,
+    usage: AnthropicUsage,
+}
+
+impl StreamTranslator for AnthropicStream {
+    fn on_event(&mut self, event: &SseEvent, out: &mut ChunkSink) -> Result<(), AiError> {
+        if self.stopped || event.data.trim().is_empty() {
+            return Ok(());
+        }
+        let data: Value = serde_json::from_str(&event.data).map_err(|e| {
+            AiError::BadUpstreamResponse(format!("an Anthropic stream event is not JSON: {e}"))
+        })?;
+        // The data's own `type` is authoritative; the `event:` name repeats it.
+        let kind = data.get("type").and_then(Value::as_str).or(event.event.as_deref()).unwrap_or_default();
+        match kind {
+            "message_start" => self.message_start(&data, out),
+            "content_block_start" => self.block_start(&data, out)?,
+            "content_block_delta" => self.block_delta(&data, out)?,
+            "message_delta" => {
+                if let Some(usage) = data.get("usage") {
+                    self.usage.update(usage);
+                }
+                if let Some(reason) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    self.send_finish(Some(reason), out);
+                }
+            }
+            "message_stop" => {
+                self.send_finish(None, out);
+                self.stopped = true;
+            }
+            "error" => {
+                let field = |name: &str| data.get("error").and_then(|e| e.get(name)).and_then(Value::as_str);
+                let message = field("message").unwrap_or("the upstream stream failed").to_string();
+                let status = status_of_error_type(field("type"));
+                return Err(upstream_error(status, field("type"), message));
+            }
+            // ping, content_block_stop, and event types added after this was written.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _out: &mut ChunkSink) -> Result<(), AiError> {
+        if self.stopped {
+            Ok(())
+        } else {
+            Err(AiError::TruncatedStream)
+        }
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage.to_usage()
+    }
+}
+
+impl AnthropicStream {
+    fn message_start(&mut self, data: &Value, out: &mut ChunkSink) {
+        let message = data.get("message");
+        let field = |name: &str| message.and_then(|m| m.get(name)).and_then(Value::as_str);
+        if let Some(id) = field("id") {
+            out.id = id.to_string();
+        }
+        if let Some(model) = field("model") {
+            out.model = model.to_string();
+        }
+        if let Some(usage) = message.and_then(|m| m.get("usage")) {
+            self.usage.update(usage);
+        }
+        if !self.role_sent {
+            self.send(Delta::default(), None, out);
+        }
+    }
+
+    fn block_start(&mut self, data: &Value, out: &mut ChunkSink) -> Result<(), AiError> {
+        let index = block_index(data)?;
+        if self.blocks.contains_key(&index) {
+            // A repeated start must not open a second tool call; the first one stands.
+            return Ok(());
+        }
+        let block = data.get("content_block");
+        let field = |name: &str| block.and_then(|b| b.get(name)).and_then(Value::as_str);
+        match field("type") {
+            Some("text") => {
+                self.blocks.insert(index, Block::Text);
+                if let Some(text) = field("text").filter(|t| !t.is_empty()) {
+                    self.send(Delta { content: Some(text.to_string()), ..Delta::default() }, None, out);
+                }
+            }
+            Some("tool_use") if field("name") == Some(JSON_TOOL) => {
+                self.blocks.insert(index, Block::JsonAnswer);
+            }
+            Some("tool_use") => {
+                let (Some(id), Some(name)) = (field("id"), field("name")) else {
+                    return Err(AiError::BadUpstreamResponse("a tool_use block without id or name".into()));
+                };
+                let call = self.tool_calls;
+                self.tool_calls = call.saturating_add(1);
+                self.blocks.insert(index, Block::Tool(call));
+                let delta = ToolCallDelta {
+                    index: call,
+                    id: Some(id.to_string()),
+                    kind: Some("function".into()),
+                    function: Some(FunctionCallDelta {
+                        name: Some(name.to_string()),
+                        arguments: Some(String::new()),
+                    }),
+                };
+                self.send(Delta { tool_calls: Some(vec![delta]), ..Delta::default() }, None, out);
+            }
+            _ => {
+                self.blocks.insert(index, Block::Hidden);
+            }
+        }
+        Ok(())
+    }
+
+    fn block_delta(&mut self, data: &Value, out: &mut ChunkSink) -> Result<(), AiError> {
+        let index = block_index(data)?;
+        let delta = data.get("delta");
+        let field = |name: &str| delta.and_then(|d| d.get(name)).and_then(Value::as_str);
+        match field("type") {
+            // Text needs no block context, so text arriving for a block that never started is still shown.
+            Some("text_delta") => {
+                if let Some(text) = field("text").filter(|t| !t.is_empty()) {
+                    self.send(Delta { content: Some(text.to_string()), ..Delta::default() }, None, out);
+                }
+            }
+            Some("input_json_delta") => {
+                let partial = field("partial_json").unwrap_or_default();
+                match self.blocks.get(&index).copied() {
+                    Some(Block::Tool(call)) => {
+                        if !partial.is_empty() {
+                            let delta = ToolCallDelta {
+                                index: call,
+                                function: Some(FunctionCallDelta {
+                                    name: None,
+                                    arguments: Some(partial.to_string()),
+                                }),
+                                ..ToolCallDelta::default()
+                            };
+                            self.send(Delta { tool_calls: Some(vec![delta]), ..Delta::default() }, None, out);
+                        }
+                    }
+                    Some(Block::JsonAnswer) => {
+                        if !partial.is_empty() {
+                            self.send(
+                                Delta { content: Some(partial.to_string()), ..Delta::default() },
+                                None,
+                                out,
+                            );
+                        }
+                    }
+                    Some(Block::Hidden) => {}
+                    // Arguments for a call whose id and name never came cannot be given to the client.
+                    Some(Block::Text) | None => {
+                        return Err(AiError::BadUpstreamResponse(format!(
+                            "input_json_delta for content block {index}, which is not a started tool_use block"
+                        )));
+                    }
+                }
+            }
+            // thinking_delta, signature_delta, citations_delta, ...
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// One finish chunk per stream: at message_delta's stop_reason, or at message_stop if none came.
+    fn send_finish(&mut self, stop_reason: Option<&str>, out: &mut ChunkSink) {
+        if self.finish_sent {
+            return;
+        }
+        self.finish_sent = true;
+        let reason = finish_reason(stop_reason, self.tool_calls > 0).unwrap_or(FinishReason::Stop);
+        self.send(Delta::default(), Some(reason), out);
+    }
+
+    /// Writes a chunk; the first of the stream carries the assistant role, whichever event produced it.
+    fn send(&mut self, mut delta: Delta, finish_reason: Option<FinishReason>, out: &mut ChunkSink) {
+        if !self.role_sent {
+            delta.role = Some("assistant".into());
+            self.role_sent = true;
+        }
+        out.chunk(vec![ChunkChoice { index: 0, delta, finish_reason }]);
+    }
+}
+
+fn block_index(data: &Value) -> Result<u64, AiError> {
+    data.get("index")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| AiError::BadUpstreamResponse("a content block event without an index".into()))
+}

@@ -1,5 +1,12 @@
 //! Server-sent events: an incremental parser that reassembles events split anywhere across body chunks,
-//! with a bound on how much it holds, and the writer for the events clients receive.
+//! with a bound on how much it holds.
+//!
+//! Lines end in `\n`, `\r\n` or a lone `\r`; a `\r\n` split across two chunks is still one line end. Bytes are
+//! decoded per complete line, so a UTF-8 sequence split across chunks decodes whole; bytes that are not
+//! UTF-8 at all are decoded lossily (U+FFFD) rather than failing the stream: the translators downstream read
+//! JSON, which then reports the damage with context.
+
+use crate::AiError;
 
 /// One complete event as the upstream sent it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -9,3 +16,134 @@ pub struct SseEvent {
     /// The `data:` lines joined with `\n`.
     pub data: String,
 }
+
+/// Turns a byte stream into `SseEvent`s, holding at most `max_event_bytes` of one unfinished event.
+#[derive(Clone, Debug)]
+pub struct SseParser {
+    max_event_bytes: usize,
+    /// The current line, not yet terminated.
+    line: Vec<u8>,
+    /// The last byte seen was `\r`: a `\n` right after it belongs to the same line end.
+    after_cr: bool,
+    /// No line has been completed yet (a byte-order mark may lead the first one).
+    first_line: bool,
+    data: String,
+    has_data: bool,
+    event: Option<String>,
+}
+
+impl SseParser {
+    pub fn new(max_event_bytes: usize) -> Self {
+        SseParser {
+            max_event_bytes,
+            line: Vec::new(),
+            after_cr: false,
+            first_line: true,
+            data: String::new(),
+            has_data: false,
+            event: None,
+        }
+    }
+
+    /// Feeds the next bytes of the stream and returns the events they complete. An event larger than the
+    /// bound is an `AiError::TooLarge` (502), and what was held of it is dropped.
+    pub fn push(&mut self, mut bytes: &[u8]) -> Result<Vec<SseEvent>, AiError> {
+        let mut events = Vec::new();
+        while !bytes.is_empty() {
+            if std::mem::take(&mut self.after_cr) && bytes.first() == Some(&b'\n') {
+                bytes = bytes.get(1..).unwrap_or_default();
+                continue;
+            }
+            let Some(end) = bytes.iter().position(|b| *b == b'\n' || *b == b'\r') else {
+                self.append(bytes)?;
+                break;
+            };
+            let (segment, rest) = bytes.split_at_checked(end).unwrap_or((bytes, &[]));
+            self.append(segment)?;
+            self.after_cr = rest.first() == Some(&b'\r');
+            bytes = rest.get(1..).unwrap_or_default();
+            if let Some(event) = self.end_line() {
+                events.push(event);
+            }
+        }
+        Ok(events)
+    }
+
+    /// The stream ended: returns the last event when the upstream did not close it with a blank line.
+    pub fn finish(&mut self) -> Option<SseEvent> {
+        if !self.line.is_empty() {
+            if let Some(event) = self.end_line() {
+                return Some(event);
+            }
+        }
+        self.dispatch()
+    }
+
+    /// Bytes held for the event in progress.
+    fn held(&self) -> usize {
+        let event = self.event.as_ref().map_or(0, String::len);
+        self.line.len().saturating_add(self.data.len()).saturating_add(event)
+    }
+
+    fn append(&mut self, segment: &[u8]) -> Result<(), AiError> {
+        if self.held().saturating_add(segment.len()) > self.max_event_bytes {
+            self.line = Vec::new();
+            self.data = String::new();
+            self.has_data = false;
+            self.event = None;
+            return Err(AiError::TooLarge {
+                what: "an upstream stream event",
+                limit: self.max_event_bytes,
+                status: 502,
+            });
+        }
+        self.line.extend_from_slice(segment);
+        Ok(())
+    }
+
+    /// Handles one complete line; a blank line completes an event.
+    fn end_line(&mut self) -> Option<SseEvent> {
+        let raw = std::mem::take(&mut self.line);
+        let mut line = String::from_utf8_lossy(&raw);
+        if std::mem::take(&mut self.first_line) {
+            if let Some(rest) = line.strip_prefix('\u{feff}') {
+                line = rest.to_string().into();
+            }
+        }
+        if line.is_empty() {
+            return self.dispatch();
+        }
+        if line.starts_with(':') {
+            return None;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line.as_ref(), ""),
+        };
+        match field {
+            "data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+                self.has_data = true;
+            }
+            "event" => self.event = Some(value.to_string()),
+            // `id` and `retry` steer browser reconnection, which a proxy in the middle does not do.
+            _ => {}
+        }
+        None
+    }
+
+    /// An event without any `data:` line is not an event (the SSE specification's rule).
+    fn dispatch(&mut self) -> Option<SseEvent> {
+        let event = self.event.take();
+        if !std::mem::take(&mut self.has_data) {
+            return None;
+        }
+        Some(SseEvent { event, data: std::mem::take(&mut self.data) })
+    }
+}
+
+#[cfg(test)]
+mod tests;

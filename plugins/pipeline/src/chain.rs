@@ -4,8 +4,10 @@ use tollgate_core::{
     BodyVerdict, CallOutcome, HeaderEdits, OutboundCall, Ports, RequestHead, ResponseHead, Verdict,
 };
 
+use tollgate_ai::{Ai, AiBody, AiHead, AiResponseHead, AiStream, Usage};
 use tollgate_auth::Auth;
 
+use crate::ai_step;
 use crate::authentication::{self, AuthState, AuthStep, JWKS_PURPOSE};
 use crate::header_rules::HeaderRules;
 use crate::local_replies::LocalReplies;
@@ -22,6 +24,7 @@ pub struct Pipeline {
     pub(crate) response_headers: HeaderRules,
     pub(crate) local_replies: LocalReplies,
     pub(crate) auth: Option<Auth>,
+    pub(crate) ai: Option<Ai>,
 }
 
 /// A call the root context makes on its own schedule (not for any one request), e.g. a JWKS refresh.
@@ -39,6 +42,9 @@ pub struct Stream {
     auth: AuthState,
     /// Head edits held back while the body is read (`Verdict::AwaitBody`), applied when it is let through.
     held_edits: Option<HeaderEdits>,
+    ai: AiStream,
+    /// Response head edits held back while the AI gateway reads a response whole.
+    held_response: Option<HeaderEdits>,
 }
 
 impl Pipeline {
@@ -65,20 +71,31 @@ impl Pipeline {
             match authentication::authenticate(auth, &mut stream.auth, head, ports) {
                 // Auth's edits come last: operator config cannot undo credential stripping or re-add a
                 // client's consumer header.
-                AuthStep::Allow(auth_edits) => {
-                    edits.extend(auth_edits);
-                    // A key limited to some models can only be judged once the body names the model.
-                    if stream.auth.authorized.as_ref().is_some_and(|a| a.has_model_scope()) {
-                        stream.held_edits = Some(edits);
-                        return Verdict::AwaitBody;
-                    }
-                }
+                AuthStep::Allow(auth_edits) => edits.extend(auth_edits),
                 AuthStep::Reply(reply) => {
                     stream.replied_locally = true;
                     return Verdict::Respond(reply);
                 }
                 AuthStep::Call(call) => return Verdict::Call(call),
             }
+        }
+        if let Some(ai) = &self.ai {
+            match ai_step::head(ai, &mut stream.ai, head, stream.auth.authorized.as_ref()) {
+                AiHead::Pass(ai_edits) => edits.extend(ai_edits),
+                AiHead::Reply(reply) => {
+                    stream.replied_locally = true;
+                    return Verdict::Respond(reply);
+                }
+                AiHead::NeedBody => {
+                    stream.held_edits = Some(edits);
+                    return Verdict::AwaitBody;
+                }
+            }
+        }
+        // A key limited to some models can only be judged once the body names the model.
+        if stream.auth.authorized.as_ref().is_some_and(|a| a.has_model_scope()) {
+            stream.held_edits = Some(edits);
+            return Verdict::AwaitBody;
         }
         Verdict::Continue(edits)
     }
@@ -129,9 +146,15 @@ impl Pipeline {
         stream.held_edits.is_some()
     }
 
-    /// As `reads_request_body`, for the response: no step reads response bodies yet.
-    pub fn reads_response_body(&self, _stream: &Stream) -> bool {
-        false
+    /// As `reads_request_body`, for the response: only responses the AI gateway translates are read.
+    pub fn reads_response_body(&self, stream: &Stream) -> bool {
+        self.ai.is_some() && stream.ai.reads_response_body()
+    }
+
+    /// The tokens a request used, as its provider reported them (complete once the response is; `None` for
+    /// requests that were not AI requests or whose provider answered with an error).
+    pub fn usage(&self, stream: &Stream) -> Option<Usage> {
+        stream.ai.usage()
     }
 
     /// Request body arrived. `buffered` is all of it the proxy holds: every chunk since the pipeline last
@@ -144,7 +167,13 @@ impl Pipeline {
         ports: Ports<'_>,
     ) -> BodyVerdict {
         let Some(held) = stream.held_edits.take() else { return BodyVerdict::pass() };
+        let ai = self.ai.as_ref().filter(|_| stream.ai.reads_request_body());
         if !end_of_stream {
+            // Refuse an oversized AI body as soon as it is, rather than buffering the rest of it.
+            if let Some(Err(error)) = ai.map(|ai| ai.check_request_size(buffered.len())) {
+                stream.replied_locally = true;
+                return BodyVerdict::Respond(error.to_reply());
+            }
             stream.held_edits = Some(held);
             return BodyVerdict::Buffer;
         }
@@ -156,34 +185,64 @@ impl Pipeline {
             stream.replied_locally = true;
             return BodyVerdict::Respond(reply);
         }
-        BodyVerdict::Continue { head: held, body: None }
+        let Some(ai) = ai else { return BodyVerdict::Continue { head: held, body: None } };
+        match ai.on_request_body(&mut stream.ai, buffered, ports) {
+            Ok((ai_edits, body)) => {
+                let mut head = held;
+                head.extend(ai_edits);
+                BodyVerdict::Continue { head, body: Some(body) }
+            }
+            Err(error) => {
+                stream.replied_locally = true;
+                BodyVerdict::Respond(error.to_reply())
+            }
+        }
     }
 
     /// The upstream's response head arrived.
-    pub fn on_response_headers(
-        &self,
-        stream: &mut Stream,
-        _head: &ResponseHead,
-        _ports: Ports<'_>,
-    ) -> Verdict {
+    pub fn on_response_headers(&self, stream: &mut Stream, head: &ResponseHead, ports: Ports<'_>) -> Verdict {
         if stream.replied_locally {
             return Verdict::Continue(Default::default());
         }
-        Verdict::Continue(self.response_headers.edits().clone())
+        let mut edits = self.response_headers.edits().clone();
+        if let Some(ai) = &self.ai {
+            match ai.on_response_head(&mut stream.ai, head, ports) {
+                AiResponseHead::Pass => {}
+                AiResponseHead::Stream(ai_edits) => edits.extend(ai_edits),
+                AiResponseHead::AwaitBody => {
+                    stream.held_response = Some(edits);
+                    return Verdict::AwaitBody;
+                }
+            }
+        }
+        Verdict::Continue(edits)
     }
 
     /// Response body arrived; `buffered` as for `on_request_body`.
+    /// While a response streams, `buffered` is just the new chunk and a replacement body replaces just it.
     pub fn on_response_body(
         &self,
-        _stream: &mut Stream,
-        _buffered: &[u8],
-        _end_of_stream: bool,
-        _ports: Ports<'_>,
+        stream: &mut Stream,
+        buffered: &[u8],
+        end_of_stream: bool,
+        ports: Ports<'_>,
     ) -> BodyVerdict {
-        BodyVerdict::pass()
+        let Some(ai) = self.ai.as_ref().filter(|_| stream.ai.reads_response_body()) else {
+            return BodyVerdict::pass();
+        };
+        match ai.on_response_body(&mut stream.ai, buffered, end_of_stream, ports) {
+            AiBody::Buffer => BodyVerdict::Buffer,
+            AiBody::Continue { head: ai_edits, body } => {
+                let mut head = stream.held_response.take().unwrap_or_default();
+                head.extend(ai_edits);
+                BodyVerdict::Continue { head, body }
+            }
+        }
     }
 }
 
+#[cfg(test)]
+mod ai_tests;
 #[cfg(test)]
 mod auth_tests;
 

@@ -1,4 +1,5 @@
 use serde::Deserialize;
+use tollgate_ai::{Ai, RawAiConfig};
 use tollgate_auth::{Auth, RawAuthConfig};
 use tollgate_core::{ConfigError, ConfigPath};
 
@@ -24,6 +25,9 @@ pub struct RawConfig {
     /// Who may call, with which credentials; absent means no authentication.
     #[serde(default)]
     pub auth: Option<RawAuthConfig>,
+    /// The OpenAI-compatible AI gateway (providers, model routes, limits); absent means no AI routes.
+    #[serde(default)]
+    pub ai: Option<RawAiConfig>,
 }
 
 impl Pipeline {
@@ -57,6 +61,7 @@ impl TryFrom<RawConfig> for Pipeline {
             response_headers: HeaderRules::compile(raw.response_headers, &root.field("response_headers"))?,
             local_replies: LocalReplies::compile(raw.local_replies, &root.field("local_replies"))?,
             auth: raw.auth.map(|auth| Auth::compile(auth, &root.field("auth"))).transpose()?,
+            ai: raw.ai.map(|ai| Ai::compile(ai, &root.field("ai"))).transpose()?,
         })
     }
 }

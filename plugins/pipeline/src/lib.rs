@@ -1,7 +1,15 @@
 //! Tollgate's top-level configuration (the whole filter JSON) and the ordered chain that runs for each
-//! request: local replies, then auth, then header edits (later limits → ai/prompt). Owns the config root,
-//! `upstream_headers`, `response_headers` and `local_replies`; `auth` belongs to tollgate-auth.
+//! request: local replies, then auth, then header edits, then the AI gateway (later limits and prompts sit
+//! between auth and ai). Owns the config root, `upstream_headers`, `response_headers` and `local_replies`;
+//! `auth` belongs to tollgate-auth and `ai` to tollgate-ai.
+//!
+//! On an AI route the request head is held until the body is read: auth's model scope is checked against the
+//! body's `model` first, then the gateway translates the body and adds its head edits (`:path`,
+//! `:authority`, the cluster header, the provider credential). A translated response is either streamed
+//! (SSE, translated chunk by chunk) or held and read whole (JSON answers and provider errors, whose status
+//! the gateway may rewrite). `Pipeline::usage` reports the tokens a request used.
 
+mod ai_step;
 mod authentication;
 mod chain;
 mod config;

@@ -83,14 +83,19 @@ fn embedded_filter_config(yaml: &str) -> Option<String> {
 }
 
 #[test]
-fn the_demo_config_embeds_the_example_filter_config() -> Result<()> {
+fn shipped_bootstraps_embed_their_example_filter_configs() -> Result<()> {
     let root = repo_root();
-    let yaml = std::fs::read_to_string(root.join("envoy/envoy.yaml"))?;
-    let embedded = embedded_filter_config(&yaml).context("no `value: |` block in envoy/envoy.yaml")?;
-    let embedded: Value =
-        serde_json::from_str(&embedded).context("the config in envoy/envoy.yaml is not JSON")?;
-    let example: Value =
-        serde_json::from_str(&std::fs::read_to_string(root.join("envoy/tollgate.example.json"))?)?;
-    assert_eq!(embedded, example, "envoy/envoy.yaml and envoy/tollgate.example.json disagree");
+    for (bootstrap, example) in [
+        ("envoy/envoy.yaml", "envoy/tollgate.example.json"),
+        ("envoy/ai-gateway.yaml", "envoy/ai-gateway.example.json"),
+    ] {
+        let yaml = std::fs::read_to_string(root.join(bootstrap))?;
+        let embedded =
+            embedded_filter_config(&yaml).with_context(|| format!("no `value: |` block in {bootstrap}"))?;
+        let embedded: Value = serde_json::from_str(&embedded)
+            .with_context(|| format!("the config in {bootstrap} is not JSON"))?;
+        let expected: Value = serde_json::from_str(&std::fs::read_to_string(root.join(example))?)?;
+        assert_eq!(embedded, expected, "{bootstrap} and {example} disagree");
+    }
     Ok(())
 }

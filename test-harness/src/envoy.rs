@@ -66,6 +66,7 @@ pub struct EnvoyBuilder {
     wasm: Option<PathBuf>,
     runtime: Runtime,
     clusters: Vec<(String, SocketAddr)>,
+    cluster_header: Option<String>,
     concurrency: u16,
     log_level: String,
     component_log_level: Option<String>,
@@ -96,6 +97,15 @@ impl EnvoyBuilder {
     pub fn cluster(mut self, name: &str, addr: SocketAddr) -> Self {
         self.clusters.retain(|(existing, _)| existing != name);
         self.clusters.push((name.to_owned(), addr));
+        self
+    }
+
+    /// Routes each request to the cluster named by its `header` (the route's `cluster_header`) rather than to
+    /// `upstream`: the filter picks the cluster by setting that header, which proves Envoy re-evaluates the
+    /// route after the filter's edits. A request without the header, or naming an unknown cluster, gets an
+    /// error from Envoy's router.
+    pub fn route_by_header(mut self, header: &str) -> Self {
+        self.cluster_header = Some(header.to_owned());
         self
     }
 
@@ -172,6 +182,7 @@ impl Envoy {
             runtime: Runtime::default(),
             // Port 9 (discard) stands in until `upstream()` is called; nothing answers there.
             clusters: vec![(bootstrap::UPSTREAM_CLUSTER.to_owned(), SocketAddr::from(([127, 0, 0, 1], 9)))],
+            cluster_header: None,
             concurrency: 2,
             log_level: "info".to_owned(),
             component_log_level: None,

@@ -1,6 +1,8 @@
 //! A proxy-wasm ABI 0.2.1 host on wasmtime, for tests and offline replay: it loads a module once,
 //! starts VMs of it (one per simulated Envoy worker), and drives HTTP streams through them with
-//! Envoy-like semantics, on a virtual clock, with scripted answers to outbound calls.
+//! Envoy-like semantics, on a virtual clock, with scripted answers to outbound calls. A Pause on request
+//! headers still lets the body callbacks run, as Envoy does only with the wasm filter's
+//! `allow_on_headers_stop_iteration: true` (the launcher's bootstrap sets it; without it Envoy never calls them).
 //!
 //! ```no_run
 //! use tollgate_harness::host::{Host, Request, Response};

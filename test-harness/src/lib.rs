@@ -1,9 +1,13 @@
 //! Test and replay tooling for Tollgate: a wasmtime-based proxy-wasm host that runs `dist/tollgate.wasm`
-//! with no proxy (`host`), a launcher for a real Envoy (`envoy`), and an upstream that echoes what it
-//! received (`upstream`). Owns no config section; it feeds the filter's JSON configuration as given.
+//! with no proxy (`host`), a launcher for a real Envoy (`envoy`), an upstream that echoes what it received
+//! (`upstream`), mock AI providers speaking each provider's wire format (`mock_llm`), and a runner for the
+//! official provider SDKs' Python client scripts (`python`). Owns no config section; it feeds the filter's JSON
+//! configuration as given.
 
 pub mod envoy;
 pub mod host;
+pub mod mock_llm;
+pub mod python;
 pub mod replay;
 pub mod upstream;
 

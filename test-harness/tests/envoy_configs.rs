@@ -99,3 +99,18 @@ fn shipped_bootstraps_embed_their_example_filter_configs() -> Result<()> {
     }
     Ok(())
 }
+
+/// Tollgate pauses request headers while it reads a body it must decide on; without this setting Envoy turns
+/// the pause into StopAll and such requests hang (envoy_ai.rs shows the launcher's bootstrap working with it).
+#[test]
+fn shipped_bootstraps_let_the_filter_read_bodies_behind_held_headers() -> Result<()> {
+    let root = repo_root();
+    for bootstrap in ["envoy/envoy.yaml", "envoy/ai-gateway.yaml"] {
+        let yaml = std::fs::read_to_string(root.join(bootstrap))?;
+        ensure!(
+            yaml.contains("allow_on_headers_stop_iteration: true"),
+            "{bootstrap}: the wasm filter needs allow_on_headers_stop_iteration: true"
+        );
+    }
+    Ok(())
+}

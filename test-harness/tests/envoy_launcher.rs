@@ -83,3 +83,34 @@ fn envoys_started_in_parallel_each_get_their_own_ports() -> Result<()> {
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "Envoy {pid} outlived its handle");
     Ok(())
 }
+
+#[test]
+fn route_by_header_sends_each_request_to_the_cluster_it_names() -> Result<()> {
+    let alpha = EchoUpstream::start()?;
+    let beta = EchoUpstream::start()?;
+    let envoy = Envoy::builder("{}")
+        .without_filter()
+        .route_by_header("x-tollgate-cluster")
+        .cluster("alpha", alpha.addr())
+        .cluster("beta", beta.addr())
+        .start()?;
+    for (cluster, upstream) in [("beta", &beta), ("alpha", &alpha)] {
+        let response = http_client()
+            .get(format!("{}/to/{cluster}", envoy.base_url()))
+            .header("x-tollgate-cluster", cluster)
+            .call()?;
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(upstream.received().last().map(|r| r.path.clone()), Some(format!("/to/{cluster}")));
+    }
+    assert_eq!((alpha.received().len(), beta.received().len()), (1, 1));
+    // No header, or an unknown cluster: the router refuses and nothing reaches an upstream.
+    let missing = http_client().get(format!("{}/nowhere", envoy.base_url())).call()?;
+    let unknown = http_client()
+        .get(format!("{}/nowhere", envoy.base_url()))
+        .header("x-tollgate-cluster", "gamma")
+        .call()?;
+    assert!(missing.status().is_client_error() || missing.status().is_server_error(), "{missing:?}");
+    assert!(unknown.status().is_client_error() || unknown.status().is_server_error(), "{unknown:?}");
+    assert_eq!((alpha.received().len(), beta.received().len()), (1, 1));
+    Ok(())
+}

@@ -56,6 +56,8 @@ pub(crate) struct Bootstrap<'a> {
     pub filter: Option<WasmFilter<'a>>,
     /// Static clusters by name; the first should be [`UPSTREAM_CLUSTER`], which the route targets.
     pub clusters: &'a [(String, SocketAddr)],
+    /// Route to the cluster this request header names (`cluster_header`) instead of [`UPSTREAM_CLUSTER`].
+    pub cluster_header: Option<&'a str>,
 }
 
 /// A template referred to a placeholder the renderer was not given: a bug in the templates or this file.
@@ -87,12 +89,17 @@ impl Bootstrap<'_> {
                 ],
             )?);
         }
+        let route = match self.cluster_header {
+            Some(header) => format!("{{ cluster_header: {} }}", quoted(header)),
+            None => format!("{{ cluster: {} }}", quoted(UPSTREAM_CLUSTER)),
+        };
         fill(
             BOOTSTRAP,
             &[
                 ("node_id", quoted(self.node_id)),
                 ("listener_name", quoted(LISTENER_NAME)),
                 ("wasm_filter", wasm_filter),
+                ("route", route),
                 ("clusters", clusters),
             ],
         )
@@ -163,6 +170,7 @@ mod tests {
             node_id: "n1",
             filter: Some(WasmFilter { config_json: config, wasm_path: &wasm, runtime: &Runtime::V8 }),
             clusters: &clusters,
+            cluster_header: None,
         }
         .render()
         .unwrap();
@@ -176,12 +184,25 @@ mod tests {
     #[test]
     fn blocks_take_the_placeholder_indentation_and_vanish_when_empty() {
         let clusters = upstream();
-        let yaml = Bootstrap { node_id: "n2", filter: None, clusters: &clusters }.render().unwrap();
+        let yaml = Bootstrap { node_id: "n2", filter: None, clusters: &clusters, cluster_header: None }
+            .render()
+            .unwrap();
         assert!(!yaml.contains("envoy.filters.http.wasm"));
         assert!(!yaml.contains("{{"));
         assert!(yaml.contains("\n  - name: \"upstream\"\n    type: STATIC\n"));
         assert!(yaml.contains("socket_address: { address: \"127.0.0.1\", port_value: 9000 }"));
         assert!(yaml.contains("          - name: envoy.filters.http.router\n"));
+        assert!(yaml.contains("route: { cluster: \"upstream\" }"));
+    }
+
+    #[test]
+    fn a_cluster_header_route_takes_the_cluster_from_the_request() {
+        let clusters = upstream();
+        let header = Some("x-tollgate-cluster");
+        let yaml = Bootstrap { node_id: "n3", filter: None, clusters: &clusters, cluster_header: header }
+            .render()
+            .unwrap();
+        assert!(yaml.contains("route: { cluster_header: \"x-tollgate-cluster\" }"), "{yaml}");
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub(super) fn start(builder: EnvoyBuilder) -> Result<Envoy, StartError> {
             _ => None,
         },
         clusters: &builder.clusters,
+        cluster_header: builder.cluster_header.as_deref(),
     }
     .render()?;
     std::fs::write(&bootstrap_path, yaml)

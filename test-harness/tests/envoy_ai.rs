@@ -187,6 +187,18 @@ fn chat_reaches_every_provider_and_comes_back_in_openai_shape() {
     let claude = PROVIDERS.iter().find(|p| p.name == "claude").unwrap();
     gateway.sdk(&["chat", claude.model, "again"]);
     assert_eq!(only_request(gateway.mock("claude"), claude).header("anthropic-version"), Some("2023-06-01"));
+
+    // Usage as Envoy reports it, per provider, model (the pattern for wildcard routes) and consumer.
+    let stat =
+        |metric: &str, labels: &str| format!("wasmcustom.tollgate_ai_{metric}.{labels}.consumer.anonymous");
+    let wait = std::time::Duration::from_secs(5);
+    let openai = "provider.openai.model.gpt-4o";
+    assert_eq!(gateway.envoy.wait_for_counter(&stat("requests", openai), 1, wait).unwrap(), 1);
+    assert_eq!(gateway.envoy.counter(&stat("input_tokens", openai)).unwrap(), Some(5));
+    assert_eq!(gateway.envoy.counter(&stat("output_tokens", openai)).unwrap(), Some(3));
+    let claude_labels = "provider.claude.model.claude-_";
+    assert_eq!(gateway.envoy.wait_for_counter(&stat("requests", claude_labels), 2, wait).unwrap(), 2);
+    assert_eq!(gateway.envoy.counter(&stat("input_tokens", claude_labels)).unwrap(), Some(5 + 4));
 }
 
 #[test]

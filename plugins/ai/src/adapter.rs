@@ -10,7 +10,7 @@ use crate::sse::SseEvent;
 use crate::{AiError, Usage};
 
 /// A provider entry of the config, as every adapter needs it (compiled from `ai.providers[]`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ProviderSettings {
     /// The config's name for this provider (metrics, errors, `x-tollgate-provider`).
     pub name: String,
@@ -24,6 +24,20 @@ pub struct ProviderSettings {
     pub deployments: BTreeMap<String, String>,
     /// Output limit to send when the client gave none and the provider requires one (Anthropic).
     pub default_max_tokens: u64,
+}
+
+/// Written by hand so that an adapter printed with `{:?}` never shows the provider key.
+impl std::fmt::Debug for ProviderSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSettings")
+            .field("name", &self.name)
+            .field("base_path", &self.base_path)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("api_version", &self.api_version)
+            .field("deployments", &self.deployments)
+            .field("default_max_tokens", &self.default_max_tokens)
+            .finish()
+    }
 }
 
 /// What one request is routed to, and the facts an adapter needs that are not in the body.
@@ -255,5 +269,21 @@ impl ChunkSink {
 
     pub fn take(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapters_never_print_the_provider_key() {
+        let settings = ProviderSettings { api_key: Some("sk-secret-1234".into()), ..Default::default() };
+        for kind in ["openai", "azure", "anthropic", "gemini", "mistral", "openai_compatible"] {
+            let kind: crate::providers::ProviderKind =
+                serde_json::from_value(serde_json::json!(kind)).unwrap();
+            let printed = format!("{:?}", kind.adapter(settings.clone()));
+            assert!(!printed.contains("sk-secret"), "{printed}");
+        }
     }
 }

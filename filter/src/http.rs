@@ -181,6 +181,12 @@ impl Context for TollgateHttp {
 impl HttpContext for TollgateHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         self.request_headers_ended = end_of_stream;
+        if self.pipeline.wants_source_address() {
+            if let Ok(Some(address)) = hostcalls::get_property(vec!["source", "address"]) {
+                let address = String::from_utf8_lossy(&address);
+                self.pipeline.set_source_address(&mut self.stream, &address);
+            }
+        }
         let head = RequestHead::from_pairs(read_map(MapType::HttpRequestHeaders));
         let verdict = self.pipeline.on_request_headers(&mut self.stream, &head, self.ports.ports());
         self.head_verdict(verdict, MapType::HttpRequestHeaders, end_of_stream)
@@ -212,6 +218,10 @@ impl HttpContext for TollgateHttp {
             return Action::Continue;
         }
         self.body_phase(MapType::HttpResponseHeaders, BufferType::HttpResponseBody, body_size, end_of_stream)
+    }
+
+    fn on_log(&mut self) {
+        self.pipeline.on_stream_done(&mut self.stream, self.ports.ports());
     }
 }
 

@@ -49,6 +49,10 @@ impl RootContext for TollgateRoot {
         };
         match Pipeline::from_json(&bytes) {
             Ok(pipeline) => {
+                // Store trouble here is a host fault; the limits fail open on it per request as well.
+                if let Err(e) = pipeline.prepare(self.ports.ports()) {
+                    log::warn!("cannot prepare shared state: {e}");
+                }
                 // A period of zero stops the ticks a previous configuration may have started.
                 let period = pipeline.tick_period().unwrap_or(Duration::ZERO);
                 if let Err(status) = hostcalls::set_tick_period(period) {

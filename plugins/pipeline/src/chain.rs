@@ -1,8 +1,10 @@
 use std::time::Duration;
 
 use tollgate_core::{
-    BodyVerdict, CallOutcome, HeaderEdits, OutboundCall, Ports, RequestHead, ResponseHead, Verdict,
+    BodyVerdict, CallOutcome, HeaderEdits, OutboundCall, Ports, RequestHead, ResponseHead, StoreError,
+    Verdict,
 };
+use tollgate_ratelimit::RateLimits;
 
 use tollgate_ai::{Ai, AiBody, AiHead, AiResponseHead, AiStream, Usage};
 use tollgate_auth::Auth;
@@ -10,6 +12,7 @@ use tollgate_auth::Auth;
 use crate::ai_step;
 use crate::authentication::{self, AuthState, AuthStep, JWKS_PURPOSE};
 use crate::header_rules::HeaderRules;
+use crate::limits::{self, LimitState};
 use crate::local_replies::LocalReplies;
 
 /// Counter of requests the pipeline has seen.
@@ -24,6 +27,7 @@ pub struct Pipeline {
     pub(crate) response_headers: HeaderRules,
     pub(crate) local_replies: LocalReplies,
     pub(crate) auth: Option<Auth>,
+    pub(crate) ratelimit: Option<RateLimits>,
     pub(crate) ai: Option<Ai>,
 }
 
@@ -40,6 +44,7 @@ pub struct BackgroundCall {
 pub struct Stream {
     replied_locally: bool,
     auth: AuthState,
+    limits: LimitState,
     /// Head edits held back while the body is read (`Verdict::AwaitBody`), applied when it is let through.
     held_edits: Option<HeaderEdits>,
     ai: AiStream,
@@ -79,17 +84,26 @@ impl Pipeline {
                 AuthStep::Call(call) => return Verdict::Call(call),
             }
         }
-        if let Some(ai) = &self.ai {
-            match ai_step::head(ai, &mut stream.ai, head, stream.auth.authorized.as_ref()) {
-                AiHead::Pass(ai_edits) => edits.extend(ai_edits),
-                AiHead::Reply(reply) => {
-                    stream.replied_locally = true;
-                    return Verdict::Respond(reply);
-                }
-                AiHead::NeedBody => {
-                    stream.held_edits = Some(edits);
-                    return Verdict::AwaitBody;
-                }
+        let authorized = stream.auth.authorized.as_ref();
+        let ai_head = self.ai.as_ref().map(|ai| ai_step::head(ai, &mut stream.ai, head, authorized));
+        // Limits come before the gateway's answer, but an AI request is only decided once its body is in.
+        if let Some(limits) = &self.ratelimit {
+            let defer = matches!(ai_head, Some(AiHead::NeedBody));
+            if let Some(reply) = limits::at_head(limits, &mut stream.limits, head, authorized, defer, ports) {
+                stream.replied_locally = true;
+                return Verdict::Respond(reply);
+            }
+        }
+        match ai_head {
+            None => {}
+            Some(AiHead::Pass(ai_edits)) => edits.extend(ai_edits),
+            Some(AiHead::Reply(reply)) => {
+                stream.replied_locally = true;
+                return Verdict::Respond(reply);
+            }
+            Some(AiHead::NeedBody) => {
+                stream.held_edits = Some(edits);
+                return Verdict::AwaitBody;
             }
         }
         // A key limited to some models can only be judged once the body names the model.
@@ -111,6 +125,31 @@ impl Pipeline {
         match auth.and_then(|auth| authentication::keys_arrived(auth, &mut stream.auth, outcome, ports)) {
             Some(head) => self.decide_head(stream, &head, ports),
             None => Verdict::Continue(Default::default()),
+        }
+    }
+
+    /// Creates the shared state the configuration needs before traffic (the limits' store slots). Call once
+    /// per configuration, from `on_configure`, after compiling.
+    pub fn prepare(&self, ports: Ports<'_>) -> Result<(), StoreError> {
+        self.ratelimit.as_ref().map_or(Ok(()), |limits| limits.prepare(ports))
+    }
+
+    /// Whether the filter should hand over the client's address (`Pipeline::set_source_address`).
+    pub fn wants_source_address(&self) -> bool {
+        self.ratelimit.as_ref().is_some_and(RateLimits::keys_on_client_ip)
+    }
+
+    /// The downstream peer address (Envoy's `source.address`), before the request head is decided.
+    pub fn set_source_address(&self, stream: &mut Stream, address: &str) {
+        stream.limits.set_source_address(address);
+    }
+
+    /// The stream is over, however it ended. A reservation still held means the response never completed:
+    /// release it, charging only the usage the provider reported so far. Settled requests hold none.
+    pub fn on_stream_done(&self, stream: &mut Stream, ports: Ports<'_>) {
+        if let Some(limits) = &self.ratelimit {
+            let used = stream.ai.usage();
+            limits::release(limits, &mut stream.limits, used.as_ref(), ports);
         }
     }
 
@@ -181,7 +220,11 @@ impl Pipeline {
             .auth
             .as_ref()
             .and_then(|auth| authentication::check_model(auth, &stream.auth, buffered, ports));
-        if let Some(reply) = denied {
+        let limited = self.ratelimit.as_ref().and_then(|limits| {
+            let authorized = stream.auth.authorized.as_ref();
+            limits::at_body(limits, &mut stream.limits, authorized, buffered, ports)
+        });
+        if let Some(reply) = denied.or(limited) {
             stream.replied_locally = true;
             return BodyVerdict::Respond(reply);
         }
@@ -193,6 +236,10 @@ impl Pipeline {
                 BodyVerdict::Continue { head, body: Some(body) }
             }
             Err(error) => {
+                // Refused before going upstream: nothing was used.
+                if let Some(limits) = &self.ratelimit {
+                    limits::release(limits, &mut stream.limits, None, ports);
+                }
                 stream.replied_locally = true;
                 BodyVerdict::Respond(error.to_reply())
             }
@@ -205,6 +252,7 @@ impl Pipeline {
             return Verdict::Continue(Default::default());
         }
         let mut edits = self.response_headers.edits().clone();
+        edits.extend(stream.limits.response_headers.clone());
         if let Some(ai) = &self.ai {
             match ai.on_response_head(&mut stream.ai, head, ports) {
                 AiResponseHead::Pass => {}
@@ -233,6 +281,10 @@ impl Pipeline {
         match ai.on_response_body(&mut stream.ai, buffered, end_of_stream, ports) {
             AiBody::Buffer => BodyVerdict::Buffer,
             AiBody::Continue { head: ai_edits, body } => {
+                if let (true, Some(limits)) = (end_of_stream, &self.ratelimit) {
+                    let usage = stream.ai.usage();
+                    limits::settle(limits, &mut stream.limits, usage.as_ref(), ports);
+                }
                 let mut head = stream.held_response.take().unwrap_or_default();
                 head.extend(ai_edits);
                 BodyVerdict::Continue { head, body }
@@ -245,6 +297,8 @@ impl Pipeline {
 mod ai_tests;
 #[cfg(test)]
 mod auth_tests;
+#[cfg(test)]
+mod ratelimit_tests;
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@ use serde::Deserialize;
 use tollgate_ai::{Ai, RawAiConfig};
 use tollgate_auth::{Auth, RawAuthConfig};
 use tollgate_core::{ConfigError, ConfigPath};
+use tollgate_ratelimit::{RateLimits, RawRateLimitConfig};
 
 use crate::header_rules::{HeaderRules, RawHeaderRules};
 use crate::local_replies::{LocalReplies, RawLocalReply};
@@ -25,6 +26,9 @@ pub struct RawConfig {
     /// Who may call, with which credentials; absent means no authentication.
     #[serde(default)]
     pub auth: Option<RawAuthConfig>,
+    /// Request limits, token limits and currency budgets; absent means no limits.
+    #[serde(default)]
+    pub ratelimit: Option<RawRateLimitConfig>,
     /// The OpenAI-compatible AI gateway (providers, model routes, limits); absent means no AI routes.
     #[serde(default)]
     pub ai: Option<RawAiConfig>,
@@ -61,6 +65,11 @@ impl TryFrom<RawConfig> for Pipeline {
             response_headers: HeaderRules::compile(raw.response_headers, &root.field("response_headers"))?,
             local_replies: LocalReplies::compile(raw.local_replies, &root.field("local_replies"))?,
             auth: raw.auth.map(|auth| Auth::compile(auth, &root.field("auth"))).transpose()?,
+            ratelimit: raw
+                .ratelimit
+                .map(|r| RateLimits::compile(r, &root.field("ratelimit")))
+                .transpose()?
+                .filter(|r| !r.is_empty()),
             ai: raw.ai.map(|ai| Ai::compile(ai, &root.field("ai"))).transpose()?,
         })
     }

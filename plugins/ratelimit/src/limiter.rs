@@ -51,6 +51,11 @@ impl RateLimits {
         self.rules.is_empty()
     }
 
+    /// Whether some rule is keyed by the client's IP, so the filter must read the peer address.
+    pub fn keys_on_client_ip(&self) -> bool {
+        self.rules.iter().any(|rule| rule.key.contains(&crate::rule::KeyPart::ClientIp))
+    }
+
     /// Creates every rule's store slots that do not exist yet. Call from `on_configure`, before traffic
     /// (see `SlotRing::prepare`); existing counters survive a config reload.
     pub fn prepare(&self, ports: Ports<'_>) -> Result<(), StoreError> {

@@ -33,6 +33,13 @@ fn cases(host: &Host) -> anyhow::Result<Vec<Case>> {
     let api_key = tollgate_auth::GeneratedKey::from_random(&[7; 32], &[1, 2, 3, 4]);
     let api_key_config =
         json!({"auth": {"consumers": [{"name": "alice", "api_keys": [api_key.config_entry()]}]}});
+    // The same consumer, plus a request limit keyed by it that never refuses here: measures the key
+    // derivation and one CAS round trip on the shared store per request.
+    let mut limited_config = api_key_config.clone();
+    limited_config["ratelimit"] = json!({"rules": [
+        {"name": "per-consumer", "key": ["consumer"], "requests": 1_000_000_000u64, "per": "second"}
+    ]});
+    let limited_key = api_key.key.clone();
     let signer = Es256::new()?;
     let jwt_config = json!({"auth": {"jwt_providers": [{
         "name": "corp", "issuer": "https://idp.example", "audiences": ["tollgate"], "algorithms": ["ES256"],
@@ -60,6 +67,9 @@ fn cases(host: &Host) -> anyhow::Result<Vec<Case>> {
         // SHA-256 of the presented key, one map lookup, credential stripping and the consumer header.
         case("API key", &api_key_config.to_string(), move || {
             Request::get("/v1/models").header("x-api-key", &api_key.key)
+        }),
+        case("API key + local request limit", &limited_config.to_string(), move || {
+            Request::get("/v1/models").header("x-api-key", &limited_key)
         }),
         // The same token every time: after the first request, the per-worker token cache answers (a SHA-256
         // of the token and a map lookup), with no parsing or signature check.

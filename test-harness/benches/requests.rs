@@ -35,10 +35,12 @@ fn cases(host: &Host) -> anyhow::Result<Vec<Case>> {
         json!({"auth": {"consumers": [{"name": "alice", "api_keys": [api_key.config_entry()]}]}});
     // The same consumer, plus a request limit keyed by it that never refuses here: measures the key
     // derivation and one CAS round trip on the shared store per request.
-    let mut limited_config = api_key_config.clone();
-    limited_config["ratelimit"] = json!({"rules": [
-        {"name": "per-consumer", "key": ["consumer"], "requests": 1_000_000_000u64, "per": "second"}
-    ]});
+    let limited_config = json!({
+        "auth": {"consumers": [{"name": "alice", "api_keys": [api_key.config_entry()]}]},
+        "ratelimit": {"rules": [
+            {"name": "per-consumer", "key": ["consumer"], "requests": 1_000_000_000u64, "per": "second"}
+        ]}
+    });
     let limited_key = api_key.key.clone();
     let signer = Es256::new()?;
     let jwt_config = json!({"auth": {"jwt_providers": [{

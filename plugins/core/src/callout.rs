@@ -34,7 +34,39 @@ impl OutboundCall {
     }
 }
 
-/// How an outbound call ended.
+/// A unary gRPC call the filter makes itself through an Envoy cluster (proxy-wasm `grpc_call`), for example
+/// `ShouldRateLimit` to a rate limit service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrpcCall {
+    /// The Envoy cluster to send it to (it must speak HTTP/2).
+    pub cluster: String,
+    /// Fully qualified service name, e.g. `envoy.service.ratelimit.v3.RateLimitService`.
+    pub service: String,
+    pub method: String,
+    /// The request message, protobuf-encoded.
+    pub message: Vec<u8>,
+    pub timeout: Duration,
+}
+
+/// A call a verdict asks the filter to make before the pipeline decides again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Callout {
+    Http(OutboundCall),
+    Grpc(GrpcCall),
+}
+
+impl Callout {
+    /// The cluster the call goes to, for logs.
+    pub fn cluster(&self) -> &str {
+        match self {
+            Callout::Http(call) => &call.cluster,
+            Callout::Grpc(call) => &call.cluster,
+        }
+    }
+}
+
+/// How an outbound call ended. A gRPC call that returned OK is a `Response` with status 200 and the reply
+/// message as its body; any other gRPC status is `Failed`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallOutcome {
     /// The cluster answered (any status).

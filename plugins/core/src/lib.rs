@@ -12,7 +12,7 @@ mod ports;
 pub mod testing;
 mod verdict;
 
-pub use callout::{CallOutcome, OutboundCall};
+pub use callout::{CallOutcome, Callout, GrpcCall, OutboundCall};
 pub use config_error::{ConfigError, ConfigPath};
 pub use header_name::header_name;
 pub use headers::Headers;

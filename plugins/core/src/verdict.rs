@@ -1,4 +1,4 @@
-use crate::{Headers, OutboundCall};
+use crate::{Callout, Headers};
 
 /// Changes to a message head that the filter applies before letting it through.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub enum Verdict {
     /// Answer the client directly.
     Respond(LocalReply),
     /// Hold the head, make this call, and decide again when it answers (`Pipeline::on_call_response`).
-    Call(OutboundCall),
+    Call(Callout),
 }
 
 /// What the pipeline decided about a body chunk.
@@ -94,6 +94,9 @@ pub enum BodyVerdict {
     Buffer,
     /// Answer the client directly.
     Respond(LocalReply),
+    /// Hold the body (and a head still held), make this call, and decide again when it answers
+    /// (`Pipeline::on_body_call_response`). Only after the whole body is in.
+    Call(Callout),
 }
 
 impl BodyVerdict {

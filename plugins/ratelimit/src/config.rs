@@ -4,6 +4,7 @@ use serde::Deserialize;
 use tollgate_core::{ConfigError, ConfigPath};
 
 use crate::gcra::Gcra;
+use crate::global::{Counts, FailureMode, GlobalLimit, RawService, Service};
 use crate::limiter::RateLimits;
 use crate::prices::{PriceTable, RawPrices};
 use crate::rule::{KeyPart, Limit, Rule};
@@ -31,6 +32,9 @@ pub struct RawRateLimitConfig {
     /// Send `RateLimit-Policy` / `RateLimit` on admitted requests too (429s always carry them).
     #[serde(default)]
     pub headers: bool,
+    /// The rate limit service that `mode: global` rules ask.
+    #[serde(default)]
+    pub service: Option<RawService>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,16 +54,28 @@ pub struct RawRule {
     /// Currency units per `per`.
     #[serde(default)]
     pub budget: Option<f64>,
-    pub per: String,
+    /// Required for local rules; a global rule's window is set in the rate limit service.
+    #[serde(default)]
+    pub per: Option<String>,
     #[serde(default)]
     pub burst: Option<u64>,
     #[serde(default)]
     pub shadow: bool,
-    /// `local` (default). `global` (a rate limit service) is planned but not available yet.
+    /// `local` (default): counted in this Envoy's shared data. `global`: asked of the rate limit service
+    /// (`service`), so every Envoy of a fleet shares the count.
     #[serde(default)]
     pub mode: Option<String>,
     #[serde(default)]
     pub max_keys: Option<u32>,
+    /// Global rules: `requests` (default) or `tokens`, what each request adds to the service's counter.
+    #[serde(default)]
+    pub counts: Option<String>,
+    /// Global rules: `open` (default) admits, `closed` refuses with 503, when the service fails or is slow.
+    #[serde(default)]
+    pub failure_mode: Option<String>,
+    /// Global rules: how long to wait for the service, overriding `service.timeout_ms`.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 /// `"consumer"`, `"group"`, `"route"`, `"model"`, `"client_ip"` or `{"header": "x-team"}`.
@@ -79,10 +95,11 @@ pub struct RawHeaderKey {
 impl RateLimits {
     /// Compiles the `ratelimit` section found at `path`.
     pub fn compile(raw: RawRateLimitConfig, path: &ConfigPath) -> Result<RateLimits, ConfigError> {
+        let service = raw.service.map(|s| Service::compile(s, &path.field("service"))).transpose()?;
         let mut rules: Vec<Rule> = Vec::with_capacity(raw.rules.len());
         for (i, rule) in raw.rules.into_iter().enumerate() {
             let at = path.field("rules").index(i);
-            let rule = compile_rule(rule, &at)?;
+            let rule = compile_rule(rule, service.as_ref(), &at)?;
             if rules.iter().any(|r| r.name == rule.name) {
                 return Err(at.field("name").error(format!("rule {:?} is declared twice", rule.name)));
             }
@@ -97,19 +114,99 @@ impl RateLimits {
         if currency.len() > 16 || !currency.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(path.field("currency").error("must be up to 16 letters or digits, e.g. USD"));
         }
-        Ok(RateLimits::new(rules, prices, currency, default_max_tokens, raw.headers))
+        Ok(RateLimits::new(rules, prices, currency, default_max_tokens, raw.headers, service))
     }
 }
 
-fn compile_rule(raw: RawRule, at: &ConfigPath) -> Result<Rule, ConfigError> {
+fn compile_rule(raw: RawRule, service: Option<&Service>, at: &ConfigPath) -> Result<Rule, ConfigError> {
     check_name(&raw.name, &at.field("name"))?;
-    match raw.mode.as_deref() {
-        None | Some("local") => {}
-        Some("global") => return Err(at.field("mode").error("global mode is not available yet")),
-        Some(other) => return Err(at.field("mode").error(format!("unknown mode {other:?} (local)"))),
+    let global = match raw.mode.as_deref() {
+        None | Some("local") => false,
+        Some("global") => true,
+        Some(other) => return Err(at.field("mode").error(format!("unknown mode {other:?} (local, global)"))),
+    };
+    let limit = if global { global_limit(&raw, service, at)? } else { local_limit(&raw, at)? };
+    let routes = raw.routes;
+    for (j, route) in routes.iter().enumerate() {
+        if !route.starts_with('/') {
+            return Err(at.field("routes").index(j).error("must be a path prefix starting with /"));
+        }
+    }
+    let key = raw
+        .key
+        .into_iter()
+        .enumerate()
+        .map(|(j, part)| compile_key_part(part, &routes, &at.field("key").index(j)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let max_keys = match raw.max_keys {
+        Some(n) if n == 0 || n > MAX_MAX_KEYS => {
+            return Err(at.field("max_keys").error(format!("must be 1 to {MAX_MAX_KEYS}")));
+        }
+        Some(n) => n,
+        // Without a key there is one counter (per route, at most one per listed prefix).
+        None if key.is_empty() || key == [KeyPart::Route] => u32::try_from(routes.len()).unwrap_or(1).max(1),
+        None => DEFAULT_MAX_KEYS,
+    };
+    Ok(Rule {
+        ring: SlotRing::new(&raw.name, max_keys),
+        name: raw.name,
+        key,
+        routes,
+        limit,
+        shadow: raw.shadow,
+    })
+}
+
+/// A global rule says what it counts and how to fail; its size and window live in the service.
+fn global_limit(raw: &RawRule, service: Option<&Service>, at: &ConfigPath) -> Result<Limit, ConfigError> {
+    let Some(service) = service else {
+        return Err(at.field("mode").error("a global rule needs ratelimit.service (the rate limit service)"));
+    };
+    let local_only = [
+        ("requests", raw.requests.is_some()),
+        ("tokens", raw.tokens.is_some()),
+        ("budget", raw.budget.is_some()),
+        ("per", raw.per.is_some()),
+        ("burst", raw.burst.is_some()),
+        ("max_keys", raw.max_keys.is_some()),
+    ];
+    if let Some((field, _)) = local_only.iter().find(|(_, set)| *set) {
+        return Err(at.field(field).error(
+            "applies to local rules only: a global rule's limit and window are set in the rate limit service",
+        ));
+    }
+    let counts = match raw.counts.as_deref() {
+        None | Some("requests") => Counts::Requests,
+        Some("tokens") => Counts::Tokens,
+        Some(other) => return Err(at.field("counts").error(format!("unknown {other:?} (requests, tokens)"))),
+    };
+    let failure_mode = match raw.failure_mode.as_deref() {
+        None | Some("open") => FailureMode::Open,
+        Some("closed") => FailureMode::Closed,
+        Some(other) => {
+            return Err(at.field("failure_mode").error(format!("unknown {other:?} (open, closed)")));
+        }
+    };
+    let timeout = match raw.timeout_ms {
+        Some(ms) => Service::timeout(ms, &at.field("timeout_ms"))?,
+        None => service.timeout,
+    };
+    Ok(Limit::Global(GlobalLimit { counts, failure_mode, timeout }))
+}
+
+fn local_limit(raw: &RawRule, at: &ConfigPath) -> Result<Limit, ConfigError> {
+    let global_only = [
+        ("counts", raw.counts.is_some()),
+        ("failure_mode", raw.failure_mode.is_some()),
+        ("timeout_ms", raw.timeout_ms.is_some()),
+    ];
+    if let Some((field, _)) = global_only.iter().find(|(_, set)| *set) {
+        return Err(at.field(field).error("applies to global rules only (\"mode\": \"global\")"));
     }
     let per_at = at.field("per");
-    let period = Period::parse(&raw.per).ok_or_else(|| per_at.error("unknown unit"))?;
+    let per =
+        raw.per.as_deref().ok_or_else(|| per_at.error("is required: second, minute, hour, day or month"))?;
+    let period = Period::parse(per).ok_or_else(|| per_at.error("unknown unit"))?;
     let limit = match (raw.requests, raw.tokens, raw.budget) {
         (Some(limit), None, None) => {
             allow_units(
@@ -145,35 +242,7 @@ fn compile_rule(raw: RawRule, at: &ConfigPath) -> Result<Rule, ConfigError> {
     if raw.burst.is_some() && !matches!(limit, Limit::Requests { .. }) {
         return Err(at.field("burst").error("applies to request limits only"));
     }
-    let routes = raw.routes;
-    for (j, route) in routes.iter().enumerate() {
-        if !route.starts_with('/') {
-            return Err(at.field("routes").index(j).error("must be a path prefix starting with /"));
-        }
-    }
-    let key = raw
-        .key
-        .into_iter()
-        .enumerate()
-        .map(|(j, part)| compile_key_part(part, &routes, &at.field("key").index(j)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let max_keys = match raw.max_keys {
-        Some(n) if n == 0 || n > MAX_MAX_KEYS => {
-            return Err(at.field("max_keys").error(format!("must be 1 to {MAX_MAX_KEYS}")));
-        }
-        Some(n) => n,
-        // Without a key there is one counter (per route, at most one per listed prefix).
-        None if key.is_empty() || key == [KeyPart::Route] => u32::try_from(routes.len()).unwrap_or(1).max(1),
-        None => DEFAULT_MAX_KEYS,
-    };
-    Ok(Rule {
-        ring: SlotRing::new(&raw.name, max_keys),
-        name: raw.name,
-        key,
-        routes,
-        limit,
-        shadow: raw.shadow,
-    })
+    Ok(limit)
 }
 
 fn compile_key_part(raw: RawKeyPart, routes: &[String], at: &ConfigPath) -> Result<KeyPart, ConfigError> {

@@ -15,6 +15,15 @@ pub enum RateLimitError {
     /// Other workers kept winning the store's CAS for this key; refused rather than admitted unchecked.
     #[error("rate limit {rule:?} is too busy to decide; retry shortly")]
     Contended { rule: String },
+    /// The rate limit service says a global request rule is over its limit.
+    #[error("rate limit {rule:?} exceeded (counted across the fleet by the rate limit service)")]
+    Global { rule: String },
+    /// The rate limit service says a global token rule has no room for this request's prompt.
+    #[error("token limit {rule:?} exceeded (counted across the fleet by the rate limit service): this request's prompt is about {wanted} tokens")]
+    GlobalTokens { rule: String, wanted: u64 },
+    /// A fail-closed global rule got no answer from the rate limit service in time.
+    #[error("rate limit {rule:?} cannot be checked: the rate limit service did not answer; retry shortly")]
+    ServiceUnavailable { rule: String },
     /// Every slot this key may use belongs to another active key (see `SlotRing`).
     #[error("rate limit {rule:?} is tracking too many clients; retry shortly")]
     KeySpaceFull { rule: String },
@@ -24,6 +33,7 @@ impl RateLimitError {
     pub fn status(&self) -> u16 {
         match self {
             RateLimitError::Unpriced { .. } => 403,
+            RateLimitError::ServiceUnavailable { .. } => 503,
             _ => 429,
         }
     }
@@ -32,8 +42,9 @@ impl RateLimitError {
     pub fn code(&self) -> &'static str {
         match self {
             RateLimitError::Requests { .. } | RateLimitError::Contended { .. } => "rate_limited",
-            RateLimitError::KeySpaceFull { .. } => "rate_limited",
-            RateLimitError::Tokens { .. } => "token_limit",
+            RateLimitError::KeySpaceFull { .. } | RateLimitError::Global { .. } => "rate_limited",
+            RateLimitError::Tokens { .. } | RateLimitError::GlobalTokens { .. } => "token_limit",
+            RateLimitError::ServiceUnavailable { .. } => "rate_limit_service_unavailable",
             RateLimitError::Budget { .. } => "budget_exceeded",
             RateLimitError::Unpriced { .. } => "model_not_priced",
         }
@@ -43,6 +54,7 @@ impl RateLimitError {
     pub fn kind(&self) -> &'static str {
         match self {
             RateLimitError::Unpriced { .. } => "invalid_request_error",
+            RateLimitError::ServiceUnavailable { .. } => "server_error",
             _ => "rate_limit_error",
         }
     }
@@ -54,7 +66,10 @@ impl RateLimitError {
             | RateLimitError::Budget { rule, .. }
             | RateLimitError::Unpriced { rule, .. }
             | RateLimitError::Contended { rule }
-            | RateLimitError::KeySpaceFull { rule } => rule,
+            | RateLimitError::KeySpaceFull { rule }
+            | RateLimitError::Global { rule }
+            | RateLimitError::GlobalTokens { rule, .. }
+            | RateLimitError::ServiceUnavailable { rule } => rule,
         }
     }
 

@@ -15,12 +15,17 @@
 //!
 //! Request limits are GCRA over the `SharedStore` with CAS, so they hold exactly across Envoy's workers.
 //! Token and budget rules reserve an estimate before forwarding and settle the real usage after, so
-//! concurrent requests cannot overshoot. Only `mode: local` exists; global (RLS) mode is refused at config time.
+//! concurrent requests cannot overshoot.
+//!
+//! `mode: global` rules are counted by a rate limit service for a whole fleet (see `global`): before
+//! `check`, ask it each of `global_checks(&facts)` (`global_call`, then `global_answer` with the outcome);
+//! after the response, `global_settle` gives the call that reports a token rule's remaining usage.
 
 mod config;
 mod decision;
 mod error;
 mod gcra;
+mod global;
 mod limiter;
 pub mod metrics;
 mod prices;
@@ -34,6 +39,7 @@ pub use config::{
 };
 pub use decision::{Decision, QuotaStatus};
 pub use error::RateLimitError;
+pub use global::{GlobalAnswer, GlobalCheck, RawService, DEFAULT_DOMAIN, DEFAULT_TIMEOUT_MS};
 pub use limiter::RateLimits;
 pub use prices::{RawPrice, RawPrices};
 pub use reservation::Reservation;

@@ -7,6 +7,7 @@ use tollgate_core::{Ports, StoreError};
 use crate::decision::{header_edits, header_fields, Decision, QuotaStatus};
 use crate::error::RateLimitError;
 use crate::gcra::{Gcra, GcraOutcome};
+use crate::global::Service;
 use crate::metrics;
 use crate::prices::{format_micros, PriceTable};
 use crate::reservation::{counter, window_id, Hold, Reservation};
@@ -21,7 +22,9 @@ pub struct RateLimits {
     pub(crate) prices: PriceTable,
     currency: String,
     default_max_tokens: u64,
-    headers: bool,
+    pub(crate) headers: bool,
+    /// The rate limit service global rules ask; present whenever a rule is global.
+    pub(crate) service: Option<Service>,
 }
 
 /// One rule's verdict on a request.
@@ -32,8 +35,12 @@ enum RuleOutcome {
 
 /// What an admitting rule took, to give back if a later rule refuses.
 enum Taken {
-    Request { owner: u64 },
+    Request {
+        owner: u64,
+    },
     Hold(Hold),
+    /// Nothing local (a global rule, which `check` skips).
+    None,
 }
 
 impl RateLimits {
@@ -43,8 +50,9 @@ impl RateLimits {
         currency: String,
         default_max_tokens: u64,
         headers: bool,
+        service: Option<Service>,
     ) -> RateLimits {
-        RateLimits { rules, prices, currency, default_max_tokens, headers }
+        RateLimits { rules, prices, currency, default_max_tokens, headers, service }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -59,10 +67,12 @@ impl RateLimits {
     /// Creates every rule's store slots that do not exist yet. Call from `on_configure`, before traffic
     /// (see `SlotRing::prepare`); existing counters survive a config reload.
     pub fn prepare(&self, ports: Ports<'_>) -> Result<(), StoreError> {
-        self.rules.iter().try_for_each(|rule| rule.ring.prepare(ports.store))
+        let local = self.rules.iter().filter(|rule| !matches!(rule.limit, Limit::Global(_)));
+        local.into_iter().try_for_each(|rule| rule.ring.prepare(ports.store))
     }
 
-    /// Decides a request before it is forwarded, reserving tokens and money for token and budget rules.
+    /// Decides a request before it is forwarded by its local rules, reserving tokens and money for token and
+    /// budget rules. Global rules are not consulted here: ask the service first (`global_checks`).
     ///
     /// Store trouble: a failed read or write skips the rule (fail-open; shared data is in-process, so this is
     /// a host fault, not load). Losing the CAS race `MAX_ATTEMPTS` times, or finding no free slot, refuses
@@ -73,6 +83,9 @@ impl RateLimits {
         let mut taken: Vec<(&Rule, Taken)> = Vec::new();
         let mut statuses = Vec::new();
         for rule in &self.rules {
+            if matches!(rule.limit, Limit::Global(_)) {
+                continue;
+            }
             let Some(owner) = rule.identity(facts) else { continue };
             let outcome = match self.judge(rule, owner, facts, now, ports) {
                 Ok(outcome) => outcome,
@@ -173,6 +186,7 @@ impl RateLimits {
                 };
                 take_hold(rule, *limit, *period, owner, wanted, now, ports, refuse)
             }
+            Limit::Global(_) => Ok(RuleOutcome::Admitted { taken: Taken::None, status: None }),
         }
     }
 
@@ -196,7 +210,7 @@ impl RateLimits {
                     }
                 }
                 (Taken::Hold(hold), _) => self.swap_hold(rule, &hold, 0, now, ports),
-                (Taken::Request { .. }, _) => {}
+                (Taken::Request { .. } | Taken::None, _) => {}
             }
         }
     }

@@ -75,7 +75,7 @@ impl RateLimits {
             let actual = match rule.limit {
                 Limit::Tokens { .. } => usage.total(),
                 Limit::Budget { .. } => price.as_ref().map_or(0, |p| p.price.cost(usage)),
-                Limit::Requests { .. } => continue,
+                Limit::Requests { .. } | Limit::Global(_) => continue,
             };
             self.swap_hold(rule, hold, actual, now, ports);
         }

@@ -3,6 +3,7 @@
 use tollgate_core::{Headers, RequestHead};
 
 use crate::gcra::Gcra;
+use crate::global::{Counts, GlobalLimit};
 use crate::slots::{identity_hash, SlotRing};
 use crate::window::Period;
 
@@ -15,6 +16,8 @@ pub enum Limit {
     Tokens { limit: u64, period: Period },
     /// `limit` micro-units of currency per calendar `period`.
     Budget { limit: u64, period: Period },
+    /// Counted by the rate limit service, which holds the limit and the window.
+    Global(GlobalLimit),
 }
 
 /// One component of a rule's key.
@@ -89,27 +92,45 @@ impl Rule {
     /// The hash identifying this request's counter, or `None` when the rule does not apply: the path is
     /// outside its routes, a key part is missing, or it counts tokens or money and the request has no model.
     pub fn identity(&self, facts: &RequestFacts<'_>) -> Option<u64> {
+        let values = self.key_values(facts)?;
+        let mut parts = Vec::with_capacity(values.len() + 1);
+        parts.push(self.name.as_str());
+        parts.extend(values.iter().map(|(_, value)| *value));
+        Some(identity_hash(&parts))
+    }
+
+    /// The key's parts as (label, value) pairs, `None` when the rule does not apply (as for `identity`).
+    /// Labels are the key part's name (`consumer`, `model`, ...) or a header's name.
+    pub fn key_values<'f>(&'f self, facts: &RequestFacts<'f>) -> Option<Vec<(&'f str, &'f str)>> {
         let route = if self.routes.is_empty() {
             ""
         } else {
             self.routes.iter().find(|prefix| facts.path.starts_with(prefix.as_str()))?
         };
-        if !matches!(self.limit, Limit::Requests { .. }) && facts.model.is_none() {
+        if self.counts_usage() && facts.model.is_none() {
             return None;
         }
-        let mut parts = Vec::with_capacity(self.key.len() + 1);
-        parts.push(self.name.as_str());
+        let mut values = Vec::with_capacity(self.key.len());
         for part in &self.key {
-            parts.push(match part {
-                KeyPart::Consumer => facts.consumer?,
-                KeyPart::Group => facts.group?,
-                KeyPart::Route => route,
-                KeyPart::Model => facts.model?,
-                KeyPart::ClientIp => facts.client_ip?,
-                KeyPart::Header(name) => facts.headers.get(name)?,
+            values.push(match part {
+                KeyPart::Consumer => ("consumer", facts.consumer?),
+                KeyPart::Group => ("group", facts.group?),
+                KeyPart::Route => ("route", route),
+                KeyPart::Model => ("model", facts.model?),
+                KeyPart::ClientIp => ("client_ip", facts.client_ip?),
+                KeyPart::Header(name) => (name.as_str(), facts.headers.get(name)?),
             });
         }
-        Some(identity_hash(&parts))
+        Some(values)
+    }
+
+    /// Whether the rule counts tokens or money, which only AI requests (those naming a model) spend.
+    pub fn counts_usage(&self) -> bool {
+        match &self.limit {
+            Limit::Requests { .. } => false,
+            Limit::Tokens { .. } | Limit::Budget { .. } => true,
+            Limit::Global(global) => global.counts == Counts::Tokens,
+        }
     }
 
     /// The stat name of one of this rule's events.

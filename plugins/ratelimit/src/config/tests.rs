@@ -62,10 +62,10 @@ fn units_must_suit_the_kind_of_limit() {
 }
 
 #[test]
-fn global_mode_is_refused_for_now() {
+fn modes_are_local_or_global() {
     assert_eq!(
-        error(rules(json!([{"name": "a", "requests": 1, "per": "second", "mode": "global"}]))),
-        "ratelimit.rules[0].mode: global mode is not available yet"
+        error(rules(json!([{"name": "a", "mode": "global"}]))),
+        "ratelimit.rules[0].mode: a global rule needs ratelimit.service (the rate limit service)"
     );
     assert!(error(rules(json!([{"name": "a", "requests": 1, "per": "second", "mode": "remote"}])))
         .contains("unknown mode"));

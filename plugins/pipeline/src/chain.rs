@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use tollgate_core::{
-    BodyVerdict, CallOutcome, HeaderEdits, OutboundCall, Ports, RequestHead, ResponseHead, StoreError,
+    BodyVerdict, CallOutcome, Callout, HeaderEdits, LocalReply, Ports, RequestHead, ResponseHead, StoreError,
     Verdict,
 };
 use tollgate_ratelimit::RateLimits;
@@ -12,13 +12,17 @@ use tollgate_auth::Auth;
 use crate::ai_step;
 use crate::authentication::{self, AuthState, AuthStep, JWKS_PURPOSE};
 use crate::header_rules::HeaderRules;
-use crate::limits::{self, LimitState};
+use crate::limits::{self, LimitState, LimitStep};
 use crate::local_replies::LocalReplies;
 
 /// Counter of requests the pipeline has seen.
 pub const REQUESTS_TOTAL: &str = "tollgate_requests_total";
 /// Counter of requests the pipeline answered itself.
 pub const LOCAL_REPLIES_TOTAL: &str = "tollgate_local_replies_total";
+/// Counter of usage reports the rate limit service did not take (the fleet's token count is low by them).
+pub const USAGE_REPORT_ERRORS: &str = "tollgate_ratelimit_usage_report_errors_total";
+/// How long a usage report may wait in the filter's outbox.
+const USAGE_REPORT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The compiled configuration: built once per configuration, shared by every stream of a worker.
 #[derive(Debug, Default)]
@@ -36,7 +40,18 @@ pub struct Pipeline {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackgroundCall {
     pub purpose: String,
-    pub call: OutboundCall,
+    pub call: Callout,
+}
+
+/// Purpose of a call that reports a global token rule's usage to the rate limit service.
+pub const USAGE_REPORT_PURPOSE: &str = "ratelimit-usage";
+
+/// How a request head goes on once the limits admit it.
+#[derive(Debug)]
+enum AfterLimits {
+    Continue(HeaderEdits),
+    Reply(LocalReply),
+    AwaitBody(HeaderEdits),
 }
 
 /// What the pipeline remembers about one request between its phases.
@@ -50,6 +65,10 @@ pub struct Stream {
     ai: AiStream,
     /// Response head edits held back while the AI gateway reads a response whole.
     held_response: Option<HeaderEdits>,
+    /// How the request head goes on once the rate limit service has admitted it.
+    after_limits: Option<AfterLimits>,
+    /// The head edits and whole body of a request held while the rate limit service is asked.
+    held_body: Option<(HeaderEdits, Vec<u8>)>,
 }
 
 impl Pipeline {
@@ -81,37 +100,59 @@ impl Pipeline {
                     stream.replied_locally = true;
                     return Verdict::Respond(reply);
                 }
-                AuthStep::Call(call) => return Verdict::Call(call),
+                AuthStep::Call(call) => return Verdict::Call(Callout::Http(call)),
             }
         }
         let authorized = stream.auth.authorized.as_ref();
         let ai_head = self.ai.as_ref().map(|ai| ai_step::head(ai, &mut stream.ai, head, authorized));
+        let defer = matches!(ai_head, Some(AiHead::NeedBody));
+        let after = match ai_head {
+            None => self.after_auth(stream, edits),
+            Some(AiHead::Pass(ai_edits)) => {
+                edits.extend(ai_edits);
+                self.after_auth(stream, edits)
+            }
+            Some(AiHead::Reply(reply)) => AfterLimits::Reply(reply),
+            Some(AiHead::NeedBody) => AfterLimits::AwaitBody(edits),
+        };
         // Limits come before the gateway's answer, but an AI request is only decided once its body is in.
         if let Some(limits) = &self.ratelimit {
-            let defer = matches!(ai_head, Some(AiHead::NeedBody));
-            if let Some(reply) = limits::at_head(limits, &mut stream.limits, head, authorized, defer, ports) {
-                stream.replied_locally = true;
-                return Verdict::Respond(reply);
+            let authorized = stream.auth.authorized.as_ref();
+            match limits::at_head(limits, &mut stream.limits, head, authorized, defer, ports) {
+                LimitStep::Admit => {}
+                LimitStep::Refuse(reply) => return self.reply(stream, reply),
+                LimitStep::Ask(call) => {
+                    stream.after_limits = Some(after);
+                    return Verdict::Call(Callout::Grpc(call));
+                }
             }
         }
-        match ai_head {
-            None => {}
-            Some(AiHead::Pass(ai_edits)) => edits.extend(ai_edits),
-            Some(AiHead::Reply(reply)) => {
-                stream.replied_locally = true;
-                return Verdict::Respond(reply);
-            }
-            Some(AiHead::NeedBody) => {
-                stream.held_edits = Some(edits);
-                return Verdict::AwaitBody;
-            }
-        }
-        // A key limited to some models can only be judged once the body names the model.
+        self.go_on(stream, after)
+    }
+
+    /// A key limited to some models can only be judged once the body names the model.
+    fn after_auth(&self, stream: &Stream, edits: HeaderEdits) -> AfterLimits {
         if stream.auth.authorized.as_ref().is_some_and(|a| a.has_model_scope()) {
-            stream.held_edits = Some(edits);
-            return Verdict::AwaitBody;
+            AfterLimits::AwaitBody(edits)
+        } else {
+            AfterLimits::Continue(edits)
         }
-        Verdict::Continue(edits)
+    }
+
+    fn go_on(&self, stream: &mut Stream, after: AfterLimits) -> Verdict {
+        match after {
+            AfterLimits::Continue(edits) => Verdict::Continue(edits),
+            AfterLimits::Reply(reply) => self.reply(stream, reply),
+            AfterLimits::AwaitBody(edits) => {
+                stream.held_edits = Some(edits);
+                Verdict::AwaitBody
+            }
+        }
+    }
+
+    fn reply(&self, stream: &mut Stream, reply: LocalReply) -> Verdict {
+        stream.replied_locally = true;
+        Verdict::Respond(reply)
     }
 
     /// Who the request is from, once auth has let it through (`None` without auth or on open routes).
@@ -121,6 +162,17 @@ impl Pipeline {
 
     /// The call a `Verdict::Call` asked for has answered (or failed); decide the request head again.
     pub fn on_call_response(&self, stream: &mut Stream, outcome: &CallOutcome, ports: Ports<'_>) -> Verdict {
+        if let Some(limits) = self.ratelimit.as_ref().filter(|_| stream.limits.is_asking()) {
+            return match limits::answer(limits, &mut stream.limits, outcome, ports) {
+                Some(LimitStep::Ask(call)) => Verdict::Call(Callout::Grpc(call)),
+                Some(LimitStep::Refuse(reply)) => self.reply(stream, reply),
+                Some(LimitStep::Admit) | None => {
+                    let after =
+                        stream.after_limits.take().unwrap_or(AfterLimits::Continue(Default::default()));
+                    self.go_on(stream, after)
+                }
+            };
+        }
         let auth = self.auth.as_ref();
         match auth.and_then(|auth| authentication::keys_arrived(auth, &mut stream.auth, outcome, ports)) {
             Some(head) => self.decide_head(stream, &head, ports),
@@ -146,11 +198,17 @@ impl Pipeline {
 
     /// The stream is over, however it ended. A reservation still held means the response never completed:
     /// release it, charging only the usage the provider reported so far. Settled requests hold none.
-    pub fn on_stream_done(&self, stream: &mut Stream, ports: Ports<'_>) {
-        if let Some(limits) = &self.ratelimit {
-            let used = stream.ai.usage();
-            limits::release(limits, &mut stream.limits, used.as_ref(), ports);
-        }
+    /// Returns the calls that report global token rules' usage to the rate limit service: the filter makes
+    /// them from its root context, since the stream's own calls die with it.
+    pub fn on_stream_done(&self, stream: &mut Stream, ports: Ports<'_>) -> Vec<BackgroundCall> {
+        let Some(limits) = &self.ratelimit else { return Vec::new() };
+        let used = stream.ai.usage();
+        let reports = limits::release(limits, &mut stream.limits, used.as_ref(), ports);
+        let purpose = |_| USAGE_REPORT_PURPOSE.to_string();
+        reports
+            .into_iter()
+            .map(|call| BackgroundCall { purpose: purpose(()), call: Callout::Grpc(call) })
+            .collect()
     }
 
     /// How often the root context should wake for `on_tick`; `None` when no plugin has background work.
@@ -158,7 +216,14 @@ impl Pipeline {
         // Often, so a remote JWKS is fetched within a fraction of a second of start-up (requests before that
         // are refused with 503) rather than one refresh interval later. A tick costs one shared-data read per
         // remote provider; fetches stay limited by each provider's own intervals.
-        Some(self.auth.as_ref()?.jwt().tick_period()?.min(Duration::from_millis(200)))
+        let jwks = self.auth.as_ref().and_then(|auth| auth.jwt().tick_period());
+        let jwks = jwks.map(|period| period.min(Duration::from_millis(200)));
+        // Usage reports wait in the filter's outbox for the next tick.
+        let reports = self.ratelimit.as_ref().filter(|l| l.reports_usage()).map(|_| USAGE_REPORT_INTERVAL);
+        match (jwks, reports) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Background work that is due now (run on every worker; plugins coordinate through the shared store
@@ -167,12 +232,21 @@ impl Pipeline {
         let Some(auth) = &self.auth else { return Vec::new() };
         let fetches = auth.jwt().due_fetches(ports).into_iter();
         fetches
-            .map(|f| BackgroundCall { purpose: format!("{JWKS_PURPOSE}{}", f.provider), call: f.call })
+            .map(|f| BackgroundCall {
+                purpose: format!("{JWKS_PURPOSE}{}", f.provider),
+                call: Callout::Http(f.call),
+            })
             .collect()
     }
 
     /// A background call answered (or failed).
     pub fn on_background_response(&self, purpose: &str, outcome: &CallOutcome, ports: Ports<'_>) {
+        if purpose == USAGE_REPORT_PURPOSE {
+            if outcome.ok_body().is_none() {
+                ports.metrics.increment(USAGE_REPORT_ERRORS, 1);
+            }
+            return;
+        }
         if let (Some(auth), Some(provider)) = (&self.auth, purpose.strip_prefix(JWKS_PURPOSE)) {
             // A refused document leaves the previous keys in place; the JWT plugin counts the failure.
             let _ = auth.jwt().on_jwks_response(provider, outcome, ports);
@@ -220,16 +294,60 @@ impl Pipeline {
             .auth
             .as_ref()
             .and_then(|auth| authentication::check_model(auth, &stream.auth, buffered, ports));
-        let limited = self.ratelimit.as_ref().and_then(|limits| {
-            let authorized = stream.auth.authorized.as_ref();
-            limits::at_body(limits, &mut stream.limits, authorized, buffered, ports)
-        });
-        if let Some(reply) = denied.or(limited) {
+        if let Some(reply) = denied {
             stream.replied_locally = true;
             return BodyVerdict::Respond(reply);
         }
+        if let Some(limits) = &self.ratelimit {
+            let authorized = stream.auth.authorized.as_ref();
+            match limits::at_body(limits, &mut stream.limits, authorized, buffered, ports) {
+                LimitStep::Admit => {}
+                LimitStep::Refuse(reply) => {
+                    stream.replied_locally = true;
+                    return BodyVerdict::Respond(reply);
+                }
+                LimitStep::Ask(call) => {
+                    stream.held_body = Some((held, buffered.to_vec()));
+                    return BodyVerdict::Call(Callout::Grpc(call));
+                }
+            }
+        }
+        self.forward_body(stream, held, buffered, ports)
+    }
+
+    /// The call a `BodyVerdict::Call` asked for has answered (or failed); decide the request body again.
+    pub fn on_body_call_response(
+        &self,
+        stream: &mut Stream,
+        outcome: &CallOutcome,
+        ports: Ports<'_>,
+    ) -> BodyVerdict {
+        let Some(limits) = &self.ratelimit else { return BodyVerdict::pass() };
+        match limits::answer(limits, &mut stream.limits, outcome, ports) {
+            Some(LimitStep::Ask(call)) => BodyVerdict::Call(Callout::Grpc(call)),
+            Some(LimitStep::Refuse(reply)) => {
+                stream.held_body = None;
+                stream.replied_locally = true;
+                BodyVerdict::Respond(reply)
+            }
+            Some(LimitStep::Admit) | None => match stream.held_body.take() {
+                Some((held, body)) => self.forward_body(stream, held, &body, ports),
+                None => BodyVerdict::pass(),
+            },
+        }
+    }
+
+    /// The request passed every check: the AI gateway translates it, or it goes as it is.
+    fn forward_body(
+        &self,
+        stream: &mut Stream,
+        held: HeaderEdits,
+        body: &[u8],
+        ports: Ports<'_>,
+    ) -> BodyVerdict {
+        let ai = self.ai.as_ref().filter(|_| stream.ai.reads_request_body());
         let Some(ai) = ai else { return BodyVerdict::Continue { head: held, body: None } };
-        match ai.on_request_body(&mut stream.ai, buffered, ports) {
+        match ai.on_request_body(&mut stream.ai, body, ports) {
             Ok((ai_edits, body)) => {
                 let mut head = held;
                 head.extend(ai_edits);
@@ -237,6 +355,7 @@ impl Pipeline {
             }
             Err(error) => {
                 // Refused before going upstream: nothing was used.
+                // Without usage there is nothing to report to the rate limit service either.
                 if let Some(limits) = &self.ratelimit {
                     limits::release(limits, &mut stream.limits, None, ports);
                 }
@@ -297,6 +416,8 @@ impl Pipeline {
 mod ai_tests;
 #[cfg(test)]
 mod auth_tests;
+#[cfg(test)]
+mod global_tests;
 #[cfg(test)]
 mod ratelimit_tests;
 

@@ -21,5 +21,5 @@ mod header_rules;
 mod limits;
 mod local_replies;
 
-pub use chain::{BackgroundCall, Pipeline, Stream};
+pub use chain::{BackgroundCall, Pipeline, Stream, USAGE_REPORT_ERRORS, USAGE_REPORT_PURPOSE};
 pub use config::RawConfig;

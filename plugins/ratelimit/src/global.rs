@@ -5,7 +5,7 @@
 //! The service holds each limit's size and window; Tollgate's config only says what a rule counts and what
 //! to do when the service cannot answer in time (`failure_mode`: open admits, closed refuses with 503).
 
-mod proto;
+pub mod proto;
 
 use std::time::Duration;
 
@@ -117,6 +117,11 @@ impl RateLimits {
     /// Whether any rule is global (so a request may wait for the service).
     pub fn has_global_rules(&self) -> bool {
         self.rules.iter().any(|rule| matches!(rule.limit, Limit::Global(_)))
+    }
+
+    /// Whether some global rule counts tokens, whose usage is reported after responses (`global_settle`).
+    pub fn reports_usage(&self) -> bool {
+        self.rules.iter().any(|rule| matches!(&rule.limit, Limit::Global(g) if g.counts == Counts::Tokens))
     }
 
     /// The questions to ask the service about this request, one per global rule that applies, in rule order.

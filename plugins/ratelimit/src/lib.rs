@@ -39,6 +39,8 @@ pub use config::{
 };
 pub use decision::{Decision, QuotaStatus};
 pub use error::RateLimitError;
+/// The rate limit service's messages (`envoy.service.ratelimit.v3`), for tests and mock services.
+pub use global::proto as rls;
 pub use global::{GlobalAnswer, GlobalCheck, RawService, DEFAULT_DOMAIN, DEFAULT_TIMEOUT_MS};
 pub use limiter::RateLimits;
 pub use prices::{RawPrice, RawPrices};

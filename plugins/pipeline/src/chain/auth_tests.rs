@@ -2,7 +2,7 @@
 //! reach the upstream, denials as replies, and the JWKS call a request waits for.
 
 use tollgate_core::testing::MemoryHost;
-use tollgate_core::{BodyVerdict, CallOutcome, Headers, RequestHead, Verdict};
+use tollgate_core::{BodyVerdict, CallOutcome, Callout, Headers, RequestHead, Verdict};
 
 use crate::Pipeline;
 
@@ -102,7 +102,8 @@ fn a_jwt_without_keys_waits_for_one_jwks_call_then_is_decided_again() {
     let mut stream = pipeline.stream();
     let token = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJib2IifQ.c2ln";
     let request = head("/v1/models", &[("authorization", &format!("Bearer {token}"))]);
-    let Verdict::Call(call) = pipeline.on_request_headers(&mut stream, &request, host.ports()) else {
+    let Verdict::Call(Callout::Http(call)) = pipeline.on_request_headers(&mut stream, &request, host.ports())
+    else {
         panic!("expected a JWKS call");
     };
     assert_eq!(

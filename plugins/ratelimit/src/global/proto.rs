@@ -8,7 +8,6 @@ pub const SERVICE: &str = "envoy.service.ratelimit.v3.RateLimitService";
 pub const METHOD: &str = "ShouldRateLimit";
 
 /// `RateLimitResponse.Code`.
-#[cfg(test)]
 pub const CODE_OK: i32 = 1;
 pub const CODE_OVER_LIMIT: i32 = 2;
 
@@ -89,5 +88,40 @@ impl RateLimit {
             6 => Some(365 * 86_400),
             _ => None,
         }
+    }
+}
+
+impl RateLimitResponse {
+    /// An answer with one descriptor status: `OK`, or `OVER_LIMIT` when `over` (for tests and mock services).
+    pub fn single(over: bool, limit: Option<(u32, i32)>, remaining: u32, reset_secs: i64) -> Self {
+        let code = if over { CODE_OVER_LIMIT } else { CODE_OK };
+        let status = DescriptorStatus {
+            code,
+            current_limit: limit.map(|(requests_per_unit, unit)| RateLimit {
+                requests_per_unit,
+                unit,
+                name: String::new(),
+            }),
+            limit_remaining: remaining,
+            duration_until_reset: Some(Duration { seconds: reset_secs, nanos: 0 }),
+        };
+        RateLimitResponse { overall_code: code, statuses: vec![status] }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        prost::Message::encode_to_vec(self)
+    }
+}
+
+impl RateLimitRequest {
+    /// Decodes a request as a service receives it.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        prost::Message::decode(bytes)
+    }
+
+    /// The first descriptor's entries as (key, value) pairs.
+    pub fn entries(&self) -> Vec<(&str, &str)> {
+        let first = self.descriptors.first().map(|d| d.entries.as_slice()).unwrap_or_default();
+        first.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect()
     }
 }

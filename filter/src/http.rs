@@ -3,8 +3,10 @@ use std::rc::Rc;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
-use tollgate_core::{BodyVerdict, HeaderEdits, LocalReply, OutboundCall, RequestHead, ResponseHead, Verdict};
-use tollgate_pipeline::{Pipeline, Stream};
+use tollgate_core::{
+    BodyVerdict, CallOutcome, Callout, HeaderEdits, LocalReply, RequestHead, ResponseHead, Verdict,
+};
+use tollgate_pipeline::{BackgroundCall, Pipeline, Stream};
 
 use crate::callout;
 use crate::host_ports::HostPorts;
@@ -18,16 +20,30 @@ pub struct TollgateHttp {
     head_held: bool,
     /// A local reply was sent: nothing more of this stream is ours to touch.
     replied: bool,
-    /// A `Verdict::Call` is in flight for the request head, which waits for it.
-    call_pending: bool,
+    /// A call is in flight that the request waits for.
+    call_pending: Option<Waiting>,
     /// The request head carried end-of-stream (no body follows).
     request_headers_ended: bool,
     /// Body that arrived while a call was pending: the size Envoy holds and whether it was the last.
     body_during_call: Option<(usize, bool)>,
+    /// Calls that outlive the stream (usage reports), handed to the root context to make.
+    outbox: Outbox,
+}
+
+/// Calls the root context makes on the streams' behalf; a stream's own calls are cancelled when it ends.
+pub type Outbox = Rc<std::cell::RefCell<Vec<BackgroundCall>>>;
+
+/// What waits for a call's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Waiting {
+    /// The request head (`Verdict::Call`).
+    Head,
+    /// The whole request body Envoy holds, `size` bytes (`BodyVerdict::Call`).
+    Body { size: usize },
 }
 
 impl TollgateHttp {
-    pub fn new(pipeline: Rc<Pipeline>, ports: Rc<HostPorts>) -> Self {
+    pub fn new(pipeline: Rc<Pipeline>, ports: Rc<HostPorts>, outbox: Outbox) -> Self {
         let stream = pipeline.stream();
         TollgateHttp {
             pipeline,
@@ -35,9 +51,10 @@ impl TollgateHttp {
             stream,
             head_held: false,
             replied: false,
-            call_pending: false,
+            call_pending: None,
             request_headers_ended: false,
             body_during_call: None,
+            outbox,
         }
     }
 
@@ -66,17 +83,17 @@ impl TollgateHttp {
             Verdict::Call(call) => {
                 log::warn!(
                     "outbound call to {} ignored: only request heads may wait for a call",
-                    call.cluster
+                    call.cluster()
                 );
                 Action::Continue
             }
         }
     }
 
-    fn start_call(&mut self, call: &OutboundCall) -> Action {
+    fn start_call(&mut self, call: &Callout) -> Action {
         match callout::dispatch(call) {
             Ok(_token) => {
-                self.call_pending = true;
+                self.call_pending = Some(Waiting::Head);
                 Action::Pause
             }
             Err(failed) => {
@@ -86,15 +103,36 @@ impl TollgateHttp {
         }
     }
 
-    /// Decides the request head again once its call answered, and resumes the request if that is the verdict.
-    fn finish_call(&mut self, num_headers: usize, body_size: usize) {
-        self.call_pending = false;
-        let outcome = callout::read_response(num_headers, body_size);
-        let verdict = self.pipeline.on_call_response(&mut self.stream, &outcome, self.ports.ports());
+    /// Routes a call's answer to what waits for it, and resumes the request if the verdict lets it go on.
+    fn finish_call(&mut self, outcome: &CallOutcome) {
+        let action = match self.call_pending.take() {
+            Some(Waiting::Head) => self.finish_head_call(outcome),
+            Some(Waiting::Body { size }) => {
+                let verdict =
+                    self.pipeline.on_body_call_response(&mut self.stream, outcome, self.ports.ports());
+                self.apply_body_verdict(
+                    MapType::HttpRequestHeaders,
+                    BufferType::HttpRequestBody,
+                    size,
+                    verdict,
+                )
+            }
+            None => return,
+        };
+        if action == Action::Continue && !self.replied {
+            if let Err(status) = hostcalls::resume_http_request() {
+                log::warn!("cannot resume request ({status:?})");
+            }
+        }
+    }
+
+    /// Decides the request head again once its call answered.
+    fn finish_head_call(&mut self, outcome: &CallOutcome) -> Action {
+        let verdict = self.pipeline.on_call_response(&mut self.stream, outcome, self.ports.ports());
         let mut action = self.head_verdict(verdict, MapType::HttpRequestHeaders, self.request_headers_ended);
         // Body that arrived during the call is not delivered again: let the pipeline see it now, unless the
         // head waits for the whole body and more is still to come (the next body callback brings it all).
-        if !self.replied && !self.call_pending {
+        if !self.replied && self.call_pending.is_none() {
             if let Some((size, ended)) = self.body_during_call.take() {
                 let wanted = self.pipeline.reads_request_body(&self.stream);
                 if wanted && (action == Action::Continue || ended) {
@@ -107,11 +145,7 @@ impl TollgateHttp {
                 }
             }
         }
-        if action == Action::Continue && !self.replied {
-            if let Err(status) = hostcalls::resume_http_request() {
-                log::warn!("cannot resume request ({status:?})");
-            }
-        }
+        action
     }
 
     /// Runs a body phase. Envoy hands over everything it holds for this direction: all chunks since the
@@ -130,6 +164,17 @@ impl TollgateHttp {
         } else {
             self.pipeline.on_response_body(&mut self.stream, &body, end_of_stream, ports)
         };
+        self.apply_body_verdict(map, buffer, size, verdict)
+    }
+
+    /// Applies a body verdict to the `size` bytes Envoy holds for this direction.
+    fn apply_body_verdict(
+        &mut self,
+        map: MapType,
+        buffer: BufferType,
+        size: usize,
+        verdict: BodyVerdict,
+    ) -> Action {
         match verdict {
             BodyVerdict::Continue { head, body: replacement } => {
                 if let Some(new_body) = replacement {
@@ -148,6 +193,26 @@ impl TollgateHttp {
             }
             BodyVerdict::Buffer => Action::Pause,
             BodyVerdict::Respond(reply) => self.reply(&reply),
+            BodyVerdict::Call(call) if buffer == BufferType::HttpRequestBody => {
+                match callout::dispatch(&call) {
+                    Ok(_token) => {
+                        self.call_pending = Some(Waiting::Body { size });
+                        Action::Pause
+                    }
+                    Err(failed) => {
+                        let ports = self.ports.ports();
+                        let verdict = self.pipeline.on_body_call_response(&mut self.stream, &failed, ports);
+                        self.apply_body_verdict(map, buffer, size, verdict)
+                    }
+                }
+            }
+            BodyVerdict::Call(call) => {
+                log::warn!(
+                    "outbound call to {} ignored: only request bodies may wait for a call",
+                    call.cluster()
+                );
+                Action::Continue
+            }
         }
     }
 
@@ -172,8 +237,14 @@ impl Context for TollgateHttp {
         body_size: usize,
         _trailers: usize,
     ) {
-        if self.call_pending {
-            self.finish_call(num_headers, body_size);
+        if self.call_pending.is_some() {
+            self.finish_call(&callout::read_response(num_headers, body_size));
+        }
+    }
+
+    fn on_grpc_call_response(&mut self, _token_id: u32, status_code: u32, response_size: usize) {
+        if self.call_pending.is_some() {
+            self.finish_call(&callout::read_grpc_response(status_code, response_size));
         }
     }
 }
@@ -196,7 +267,7 @@ impl HttpContext for TollgateHttp {
         if self.replied {
             return Action::Continue;
         }
-        if self.call_pending {
+        if self.call_pending.is_some() {
             self.body_during_call = Some((body_size, end_of_stream));
             return Action::Pause;
         }
@@ -221,7 +292,10 @@ impl HttpContext for TollgateHttp {
     }
 
     fn on_log(&mut self) {
-        self.pipeline.on_stream_done(&mut self.stream, self.ports.ports());
+        let reports = self.pipeline.on_stream_done(&mut self.stream, self.ports.ports());
+        if !reports.is_empty() {
+            self.outbox.borrow_mut().extend(reports);
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use tollgate_pipeline::Pipeline;
 
 use crate::callout;
 use crate::host_ports::HostPorts;
-use crate::http::TollgateHttp;
+use crate::http::{Outbox, TollgateHttp};
 
 /// One per VM (that is, per Envoy worker): holds the compiled configuration and hands it to each stream.
 #[derive(Default)]
@@ -18,6 +18,8 @@ pub struct TollgateRoot {
     ports: Rc<HostPorts>,
     /// Background calls in flight: token → what the pipeline said they are for.
     background: HashMap<u32, String>,
+    /// Calls streams left to make after they end (usage reports), sent on the next tick.
+    outbox: Outbox,
 }
 
 impl Context for TollgateRoot {
@@ -33,6 +35,15 @@ impl Context for TollgateRoot {
             return;
         };
         let outcome = callout::read_response(num_headers, body_size);
+        pipeline.on_background_response(&purpose, &outcome, self.ports.ports());
+    }
+
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        let (Some(purpose), Some(pipeline)) = (self.background.remove(&token_id), self.pipeline.as_ref())
+        else {
+            return;
+        };
+        let outcome = callout::read_grpc_response(status_code, response_size);
         pipeline.on_background_response(&purpose, &outcome, self.ports.ports());
     }
 }
@@ -72,7 +83,9 @@ impl RootContext for TollgateRoot {
 
     fn on_tick(&mut self) {
         let Some(pipeline) = self.pipeline.clone() else { return };
-        for job in pipeline.on_tick(self.ports.ports()) {
+        let mut jobs = pipeline.on_tick(self.ports.ports());
+        jobs.append(&mut self.outbox.borrow_mut());
+        for job in jobs {
             match callout::dispatch(&job.call) {
                 Ok(token) => {
                     self.background.insert(token, job.purpose);
@@ -84,7 +97,7 @@ impl RootContext for TollgateRoot {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let pipeline = self.pipeline.clone()?;
-        Some(Box::new(TollgateHttp::new(pipeline, self.ports.clone())))
+        Some(Box::new(TollgateHttp::new(pipeline, self.ports.clone(), self.outbox.clone())))
     }
 
     fn get_type(&self) -> Option<ContextType> {

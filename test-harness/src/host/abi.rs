@@ -116,6 +116,8 @@ pub const ACTION_CONTINUE: i32 = 0;
 
 /// gRPC status used when a call's deadline passes without an answer.
 pub const GRPC_DEADLINE_EXCEEDED: u32 = 4;
+/// gRPC status UNAVAILABLE: what Envoy reports for a call whose cluster cannot be reached.
+pub const GRPC_UNAVAILABLE: u32 = 14;
 
 /// Header map pairs as the guest sees them: names and values are bytes (Envoy keeps names lower-case).
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use wasmtime::Caller;
 
-use crate::host::abi::{deserialize_pairs, status_of, HostResult, Status};
+use crate::host::abi::{deserialize_pairs, status_of, HostResult, Status, GRPC_UNAVAILABLE};
 use crate::host::bytes::Body;
-use crate::host::calls::{CallKind, OutboundCall, PendingCall, Reply};
+use crate::host::calls::{CallKind, GrpcReply, OutboundCall, PendingCall, Reply};
 use crate::host::memory::{self, Ctx};
 use crate::host::message::to_headers;
 use crate::host::shared::lock;
@@ -179,7 +179,10 @@ fn grpc_call(c: &mut Ctx<'_>, args: [i32; 8], timeout_ms: i32) -> HostResult<Out
 fn start(state: &mut VmState, mut call: OutboundCall) -> HostResult<u32> {
     let shared = state.shared.clone();
     let mut shared = lock(&shared);
-    if !shared.scripts.knows_cluster(&call.cluster) {
+    // Envoy refuses an HTTP call to an unknown cluster at once, but creates gRPC clients without checking
+    // the cluster (`skip_cluster_check`), so a gRPC call to one is accepted and then fails as unavailable.
+    let known = shared.scripts.knows_cluster(&call.cluster);
+    if !known && call.kind == CallKind::Http {
         return Err(Status::BadArgument);
     }
     let token = shared.next_token();
@@ -188,7 +191,11 @@ fn start(state: &mut VmState, mut call: OutboundCall) -> HostResult<u32> {
     call.at_nanos = now;
     call.context_id = state.effective_context;
     call.vm = state.index;
-    let reply = shared.scripts.reply_for(&call);
+    let reply = if known {
+        shared.scripts.reply_for(&call)
+    } else {
+        Some(Reply::Grpc(GrpcReply::error(GRPC_UNAVAILABLE, "no healthy upstream")))
+    };
     shared.calls.push(call.clone());
     drop(shared);
     let deadline = call.timeout.map(|t| now.saturating_add(t.as_nanos() as u64));

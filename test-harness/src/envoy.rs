@@ -15,6 +15,7 @@
 mod admin;
 mod binary;
 mod bootstrap;
+mod client;
 mod launch;
 mod process;
 
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 pub use admin::{http_client, Stats, WASM_CUSTOM_PREFIX};
 pub use binary::envoy_binary;
 pub use bootstrap::{Runtime, TemplateError, LISTENER_NAME};
+pub use client::Answer;
 
 /// How many log lines an error message or a panicking test shows.
 const LOG_TAIL_LINES: usize = 40;
@@ -66,6 +68,8 @@ pub struct EnvoyBuilder {
     wasm: Option<PathBuf>,
     runtime: Runtime,
     clusters: Vec<(String, SocketAddr)>,
+    /// Clusters spoken to over HTTP/2 (gRPC services).
+    http2_clusters: Vec<String>,
     cluster_header: Option<String>,
     concurrency: u16,
     log_level: String,
@@ -98,6 +102,13 @@ impl EnvoyBuilder {
         self.clusters.retain(|(existing, _)| existing != name);
         self.clusters.push((name.to_owned(), addr));
         self
+    }
+
+    /// Adds a static cluster Envoy speaks HTTP/2 to, as a gRPC service (a rate limit service) needs.
+    pub fn grpc_cluster(mut self, name: &str, addr: SocketAddr) -> Self {
+        self.http2_clusters.retain(|existing| existing != name);
+        self.http2_clusters.push(name.to_owned());
+        self.cluster(name, addr)
     }
 
     /// Routes each request to the cluster named by its `header` (the route's `cluster_header`) rather than to
@@ -182,6 +193,7 @@ impl Envoy {
             runtime: Runtime::default(),
             // Port 9 (discard) stands in until `upstream()` is called; nothing answers there.
             clusters: vec![(bootstrap::UPSTREAM_CLUSTER.to_owned(), SocketAddr::from(([127, 0, 0, 1], 9)))],
+            http2_clusters: Vec::new(),
             cluster_header: None,
             concurrency: 2,
             log_level: "info".to_owned(),

@@ -1,7 +1,8 @@
 //! Test and replay tooling for Tollgate: a wasmtime-based proxy-wasm host that runs `dist/tollgate.wasm`
 //! with no proxy (`host`), a launcher for a real Envoy (`envoy`), an upstream that echoes what it received
-//! (`upstream`), mock AI providers speaking each provider's wire format (`mock_llm`), and a runner for the
-//! official provider SDKs' Python client scripts (`python`). Owns no config section; it feeds the filter's JSON
+//! (`upstream`), mock AI providers speaking each provider's wire format (`mock_llm`), a runner for the
+//! official provider SDKs' Python client scripts (`python`), and launchers for `redis-server` and the
+//! `tollgate-rls` Envoy rate limit service (`rls`). Owns no config section; it feeds the filter's JSON
 //! configuration as given.
 
 pub mod envoy;
@@ -9,6 +10,7 @@ pub mod host;
 pub mod mock_llm;
 pub mod python;
 pub mod replay;
+pub mod rls;
 pub mod upstream;
 
 use std::path::PathBuf;

@@ -9,6 +9,8 @@ use std::path::Path;
 const BOOTSTRAP: &str = include_str!("bootstrap.yaml.tmpl");
 const WASM_FILTER: &str = include_str!("wasm_filter.yaml.tmpl");
 const CLUSTER: &str = include_str!("cluster.yaml.tmpl");
+/// Cluster options for an HTTP/2 (gRPC) upstream, at the cluster's indentation.
+const HTTP2: &str = "\n  typed_extension_protocol_options:\n    envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n      \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n      explicit_http_config: { http2_protocol_options: {} }";
 
 /// The listener's name and stat prefix (`listener.tollgate_ingress.worker_0.downstream_cx_total`); the
 /// launcher looks its port up by this name.
@@ -56,6 +58,8 @@ pub(crate) struct Bootstrap<'a> {
     pub filter: Option<WasmFilter<'a>>,
     /// Static clusters by name; the first should be [`UPSTREAM_CLUSTER`], which the route targets.
     pub clusters: &'a [(String, SocketAddr)],
+    /// Names of clusters spoken to over HTTP/2.
+    pub http2_clusters: &'a [String],
     /// Route to the cluster this request header names (`cluster_header`) instead of [`UPSTREAM_CLUSTER`].
     pub cluster_header: Option<&'a str>,
 }
@@ -86,6 +90,10 @@ impl Bootstrap<'_> {
                     ("name", quoted(name)),
                     ("ip", quoted(&addr.ip().to_string())),
                     ("port", addr.port().to_string()),
+                    (
+                        "protocol",
+                        if self.http2_clusters.contains(name) { HTTP2.to_owned() } else { String::new() },
+                    ),
                 ],
             )?);
         }
@@ -170,6 +178,7 @@ mod tests {
             node_id: "n1",
             filter: Some(WasmFilter { config_json: config, wasm_path: &wasm, runtime: &Runtime::V8 }),
             clusters: &clusters,
+            http2_clusters: &[],
             cluster_header: None,
         }
         .render()
@@ -184,9 +193,15 @@ mod tests {
     #[test]
     fn blocks_take_the_placeholder_indentation_and_vanish_when_empty() {
         let clusters = upstream();
-        let yaml = Bootstrap { node_id: "n2", filter: None, clusters: &clusters, cluster_header: None }
-            .render()
-            .unwrap();
+        let yaml = Bootstrap {
+            node_id: "n2",
+            filter: None,
+            clusters: &clusters,
+            http2_clusters: &[],
+            cluster_header: None,
+        }
+        .render()
+        .unwrap();
         assert!(!yaml.contains("envoy.filters.http.wasm"));
         assert!(!yaml.contains("{{"));
         assert!(yaml.contains("\n  - name: \"upstream\"\n    type: STATIC\n"));
@@ -196,12 +211,39 @@ mod tests {
     }
 
     #[test]
+    fn grpc_clusters_speak_http2() {
+        let clusters = vec![
+            ("upstream".to_owned(), SocketAddr::from(([127, 0, 0, 1], 9000))),
+            ("rls".to_owned(), SocketAddr::from(([127, 0, 0, 1], 9001))),
+        ];
+        let http2 = ["rls".to_owned()];
+        let yaml = Bootstrap {
+            node_id: "n4",
+            filter: None,
+            clusters: &clusters,
+            http2_clusters: &http2,
+            cluster_header: None,
+        }
+        .render()
+        .unwrap();
+        assert_eq!(yaml.matches("http2_protocol_options").count(), 1, "{yaml}");
+        let rls = yaml.find("name: \"rls\"").unwrap();
+        assert!(yaml.find("http2_protocol_options").unwrap() > rls, "{yaml}");
+    }
+
+    #[test]
     fn a_cluster_header_route_takes_the_cluster_from_the_request() {
         let clusters = upstream();
         let header = Some("x-tollgate-cluster");
-        let yaml = Bootstrap { node_id: "n3", filter: None, clusters: &clusters, cluster_header: header }
-            .render()
-            .unwrap();
+        let yaml = Bootstrap {
+            node_id: "n3",
+            filter: None,
+            clusters: &clusters,
+            http2_clusters: &[],
+            cluster_header: header,
+        }
+        .render()
+        .unwrap();
         assert!(yaml.contains("route: { cluster_header: \"x-tollgate-cluster\" }"), "{yaml}");
     }
 

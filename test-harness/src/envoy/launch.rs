@@ -36,6 +36,7 @@ pub(super) fn start(builder: EnvoyBuilder) -> Result<Envoy, StartError> {
             _ => None,
         },
         clusters: &builder.clusters,
+        http2_clusters: &builder.http2_clusters,
         cluster_header: builder.cluster_header.as_deref(),
     }
     .render()?;

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use tollgate_auth::GeneratedKey;
-use tollgate_harness::envoy::{http_client, Envoy, StartError, LISTENER_NAME};
+use tollgate_harness::envoy::{http_client, Answer, Envoy, StartError, LISTENER_NAME};
 use tollgate_harness::upstream::{EchoUpstream, ReceivedRequest, Reply};
 
 const ISSUER: &str = "https://idp.test";
@@ -23,47 +23,21 @@ const WAIT: Duration = Duration::from_secs(5);
 const CHALLENGE: &str = r#"Bearer realm="tollgate""#;
 const CHALLENGE_INVALID: &str = r#"Bearer realm="tollgate", error="invalid_token""#;
 
-/// A response as the client received it.
-struct Answer {
-    status: u16,
-    headers: ureq::http::HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|value| value.to_str().ok())
-    }
-
-    /// `error.code` of an OpenAI-shaped error body, after checking the rest of its shape.
-    fn error_code(&self) -> Result<String> {
-        let body: Value =
-            serde_json::from_str(&self.body).with_context(|| format!("body {:?}", self.body))?;
-        let kind = match self.status {
-            401 => "authentication_error",
-            403 => "permission_error",
-            _ => "api_error",
-        };
-        assert_eq!(self.header("content-type"), Some("application/json"), "{}", self.body);
-        let field = |name: &str| body.pointer(&format!("/error/{name}")).and_then(Value::as_str);
-        assert_eq!(field("type"), Some(kind), "{body}");
-        assert!(field("message").is_some_and(|m| !m.is_empty()), "{body}");
-        Ok(field("code").unwrap_or_default().to_owned())
-    }
+/// `error.code` of an OpenAI-shaped error body, after checking the rest of its shape.
+fn error_code(answer: &Answer) -> Result<String> {
+    let (kind, code) = answer.openai_error()?;
+    let expected = match answer.status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        _ => "api_error",
+    };
+    assert_eq!(kind, expected, "{answer:?}");
+    Ok(code)
 }
 
 /// A GET on a fresh connection, which the kernel may hand to either worker.
 fn get(envoy: &Envoy, path: &str, headers: &[(&str, &str)]) -> Result<Answer> {
-    let mut request = http_client().get(format!("{}{path}", envoy.base_url()));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let mut response = request.call()?;
-    Ok(Answer {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        body: response.body_mut().read_to_string()?,
-    })
+    envoy.get(path, headers)
 }
 
 fn bearer(credential: &str) -> String {
@@ -122,7 +96,7 @@ fn api_keys_allow_401_and_403_and_the_upstream_never_sees_the_key() -> Result<()
     let missing = get(&envoy, "/v1/things", &[("x-tollgate-consumer", "alice")])?;
     assert_eq!(missing.status, 401);
     assert_eq!(missing.header("www-authenticate"), Some(CHALLENGE));
-    assert_eq!(missing.error_code()?, "missing_credentials");
+    assert_eq!(error_code(&missing)?, "missing_credentials");
 
     let wrong = format!("{}x", alice.key);
     for headers in [[("authorization", bearer(&wrong))], [("x-api-key", wrong.clone())]] {
@@ -130,14 +104,14 @@ fn api_keys_allow_401_and_403_and_the_upstream_never_sees_the_key() -> Result<()
         let invalid = get(&envoy, "/v1/things", &headers)?;
         assert_eq!(invalid.status, 401, "{headers:?}");
         assert_eq!(invalid.header("www-authenticate"), Some(CHALLENGE_INVALID));
-        assert_eq!(invalid.error_code()?, "invalid_api_key");
+        assert_eq!(error_code(&invalid)?, "invalid_api_key");
         assert!(!invalid.body.contains(&wrong), "the error echoes the key: {}", invalid.body);
     }
 
     let forbidden = get(&envoy, "/admin/users", &[("authorization", &bearer(&bob.key))])?;
     assert_eq!(forbidden.status, 403);
     assert_eq!(forbidden.header("www-authenticate"), None);
-    assert_eq!(forbidden.error_code()?, "forbidden_route");
+    assert_eq!(error_code(&forbidden)?, "forbidden_route");
     refused(&upstream, allowed);
 
     assert_eq!(wasm_counter(&envoy, "tollgate_auth_allowed_total", 2)?, 2);
@@ -344,14 +318,14 @@ fn jwts_verified_with_a_remote_jwks_allow_401_and_403() -> Result<()> {
         let answer = get(&envoy, "/v1/chat", &[("authorization", &bearer(token))])?;
         assert_eq!(answer.status, 401, "{code}: {}", answer.body);
         assert_eq!(answer.header("www-authenticate"), Some(CHALLENGE_INVALID));
-        assert_eq!(answer.error_code()?, *code);
+        assert_eq!(error_code(&answer)?, *code);
     }
     let missing = get(&envoy, "/v1/chat", &[])?;
-    assert_eq!((missing.status, missing.error_code()?.as_str()), (401, "missing_credentials"));
+    assert_eq!((missing.status, error_code(&missing)?.as_str()), (401, "missing_credentials"));
     let forbidden = get(&envoy, "/admin/users", &[("authorization", &bearer(&bob_rs))])?;
     assert_eq!(forbidden.status, 403, "{}", forbidden.body);
     assert_eq!(forbidden.header("www-authenticate"), None);
-    assert_eq!(forbidden.error_code()?, "forbidden_route");
+    assert_eq!(error_code(&forbidden)?, "forbidden_route");
     refused(&upstream, allowed);
     assert_eq!(jwks_server.received().len(), initial_fetches, "refusals made the filter refetch keys");
 
@@ -401,7 +375,7 @@ fn hostile_tokens_are_refused_and_envoy_keeps_serving() -> Result<()> {
     for (token, code) in &cases {
         let answer = get(&envoy, "/v1/chat", &[("authorization", &bearer(token))])?;
         assert_eq!(answer.status, 401, "{code}: {}", answer.body);
-        assert_eq!(answer.error_code()?, *code);
+        assert_eq!(error_code(&answer)?, *code);
     }
 
     // Envoy's own limit on request headers (60 KiB) refuses this before the filter sees it.
@@ -431,7 +405,7 @@ fn an_unusable_jwks_endpoint_is_503_not_401_and_nothing_goes_upstream() -> Resul
     let answer = get(&envoy, "/v1/chat", &[("authorization", &token)])?;
     assert_eq!(answer.status, 503, "{}", answer.body);
     assert_eq!(answer.header("www-authenticate"), None);
-    assert_eq!(answer.error_code()?, "jwt_keys_unavailable");
+    assert_eq!(error_code(&answer)?, "jwt_keys_unavailable");
     refused(&upstream, 0);
     assert!(wasm_counter(&envoy, "tollgate_jwks_fetch_failures_total", 1)? >= 1);
     assert_eq!(wasm_counter(&envoy, "tollgate_auth_unavailable_total", 1)?, 1);

@@ -2,7 +2,7 @@
 //! worker, one shared-data store). A request limit admits exactly N of 192 requests fired by 64 concurrent
 //! clients on fresh connections spread over both workers; a token budget refuses a request before it reaches
 //! the provider and refunds what a settled request did not use; a shadow rule counts without refusing; a
-//! config naming the unavailable global mode stops Envoy. Responses are checked as clients receive them, the
+//! global rule with no rate limit service to ask stops Envoy. Responses are checked as clients receive them, the
 //! upstream's record as it received them, and the rules' `wasmcustom.tollgate_ratelimit.rule.*` counters.
 //! Needs Envoy and the built module: `./build.sh test` provides both.
 
@@ -20,71 +20,22 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use serde_json::{json, Value};
 use tollgate_auth::GeneratedKey;
-use tollgate_harness::envoy::{http_client, Envoy, StartError, LISTENER_NAME};
+use tollgate_harness::envoy::{Answer, Envoy, StartError, LISTENER_NAME};
 use tollgate_harness::mock_llm::{MockLlm, ProviderKind};
 use tollgate_harness::upstream::EchoUpstream;
 
 const WAIT: Duration = Duration::from_secs(5);
 const CLUSTER_HEADER: &str = "x-tollgate-cluster";
 
-/// A response as the client received it.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: ureq::http::HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|value| value.to_str().ok())
-    }
-
-    /// The `error` object of an OpenAI-shaped error body, after checking its shape; returns `(type, code)`.
-    fn openai_error(&self) -> (String, String) {
-        assert_eq!(self.header("content-type"), Some("application/json"), "{self:?}");
-        let body: Value = serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {self:?}"));
-        let field = |name: &str| body.pointer(&format!("/error/{name}")).and_then(Value::as_str);
-        assert!(field("message").is_some_and(|m| !m.is_empty()), "{body}");
-        (field("type").unwrap_or_default().to_owned(), field("code").unwrap_or_default().to_owned())
-    }
-
-    fn retry_after(&self) -> u64 {
-        let value = self.header("retry-after").unwrap_or_else(|| panic!("no Retry-After: {self:?}"));
-        value.parse().unwrap_or_else(|_| panic!("Retry-After {value:?} is not delta-seconds"))
-    }
-}
-
-/// One request on a fresh connection (a new agent has no pool), which the kernel may hand to either worker:
-/// a GET, or with `body` a JSON POST.
 fn send(envoy: &Envoy, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Result<Answer> {
-    let url = format!("{}{path}", envoy.base_url());
-    let agent = http_client();
-    let mut response = match body {
-        None => {
-            let mut request = agent.get(url);
-            for (name, value) in headers {
-                request = request.header(*name, *value);
-            }
-            request.call()?
-        }
-        Some(body) => {
-            let mut request = agent.post(url).header("content-type", "application/json");
-            for (name, value) in headers {
-                request = request.header(*name, *value);
-            }
-            request.send(body)?
-        }
-    };
-    Ok(Answer {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        body: response.body_mut().read_to_string()?,
-    })
+    match body {
+        None => envoy.get(path, headers),
+        Some(body) => envoy.post_json(path, headers, body),
+    }
 }
 
 fn get(envoy: &Envoy, path: &str, headers: &[(&str, &str)]) -> Result<Answer> {
-    send(envoy, path, headers, None)
+    envoy.get(path, headers)
 }
 
 fn rule_stat(rule: &str, event: &str) -> String {
@@ -206,7 +157,7 @@ fn a_request_limit_admits_exactly_n_of_64_concurrent_clients_across_both_workers
     // Refused: 429, when to retry (at most one emission interval, 3600 s / N), the fields, OpenAI's error shape.
     for answer in &limited {
         assert_eq!(answer.status, 429, "{answer:?}");
-        let retry = answer.retry_after();
+        let retry = answer.retry_after()?;
         assert!((1..=3600_u64.div_ceil(LIMIT)).contains(&retry), "Retry-After {retry}: {answer:?}");
         let policy = sf_items(answer.header("ratelimit-policy").unwrap_or_else(|| panic!("{answer:?}")));
         assert_eq!(param(&policy, "per-consumer", "q"), Some(LIMIT), "{answer:?}");
@@ -215,7 +166,7 @@ fn a_request_limit_admits_exactly_n_of_64_concurrent_clients_across_both_workers
         assert_eq!(param(&state, "per-consumer", "r"), Some(0), "{answer:?}");
         let reset = param(&state, "per-consumer", "t").unwrap_or_else(|| panic!("no t: {answer:?}"));
         assert!((3600 - 120..=3600).contains(&reset), "the whole quota returns in about an hour: {answer:?}");
-        assert_eq!(answer.openai_error(), ("rate_limit_error".into(), "rate_limited".into()), "{answer:?}");
+        assert_eq!(answer.openai_error()?, ("rate_limit_error".into(), "rate_limited".into()), "{answer:?}");
         assert!(answer.body.contains("per-consumer"), "the message names the rule: {}", answer.body);
     }
 
@@ -283,9 +234,9 @@ fn a_token_budget_stops_a_request_before_the_provider_and_refunds_what_was_not_u
     let big = chat_body("write me a novel", 1_000);
     let refused = chat(&big)?;
     assert_eq!(refused.status, 429, "{refused:?}");
-    assert_eq!(refused.openai_error(), ("rate_limit_error".into(), "token_limit".into()), "{refused:?}");
+    assert_eq!(refused.openai_error()?, ("rate_limit_error".into(), "token_limit".into()), "{refused:?}");
     assert!(refused.body.contains("tpd"), "the message names the rule: {}", refused.body);
-    assert!((1..=86_400).contains(&refused.retry_after()), "{refused:?}");
+    assert!((1..=86_400).contains(&refused.retry_after()?), "{refused:?}");
     // Token rules are not advertised: the draft has no quota unit for tokens.
     assert_eq!(refused.header("ratelimit-policy"), None, "{refused:?}");
     assert!(mock.received().is_empty(), "the provider received a refused request: {:?}", mock.received());
@@ -331,7 +282,7 @@ fn a_token_budget_stops_a_request_before_the_provider_and_refunds_what_was_not_u
         .with_context(|| format!("test arithmetic: no max_tokens reserves exactly {left}"))?;
     let over = chat(&chat_body("ok", exact + 1))?;
     assert_eq!(over.status, 429, "{over:?}");
-    assert_eq!(over.openai_error().1, "token_limit", "{over:?}");
+    assert_eq!(over.openai_error()?.1, "token_limit", "{over:?}");
     let third = chat(&chat_body("ok", exact))?;
     assert_eq!(third.status, 200, "the last {left} tokens are usable: {third:?}");
     assert_eq!(mock.received().len(), 3, "the provider received a refused request");
@@ -365,16 +316,14 @@ fn a_shadow_rule_counts_what_it_would_refuse_and_refuses_nothing() -> Result<()>
 }
 
 #[test]
-fn a_global_rule_stops_envoy_naming_the_json_path() -> Result<()> {
-    let config = json!({"ratelimit": {"rules": [
-        {"name": "fleet", "requests": 10, "per": "minute", "mode": "global"}
-    ]}});
+fn a_global_rule_without_a_service_stops_envoy_naming_the_json_path() -> Result<()> {
+    let config = json!({"ratelimit": {"rules": [{"name": "fleet", "mode": "global"}]}});
     let log = match Envoy::builder(config.to_string()).start() {
-        Ok(envoy) => bail!("Envoy started with a global rule; log:\n{}", envoy.log()),
+        Ok(envoy) => bail!("Envoy started with a global rule and no service; log:\n{}", envoy.log()),
         Err(StartError::Exited { log, .. }) => log,
         Err(other) => return Err(other.into()),
     };
-    let line = "configuration rejected: ratelimit.rules[0].mode: global mode is not available yet";
+    let line = "configuration rejected: ratelimit.rules[0].mode: a global rule needs ratelimit.service";
     assert!(log.contains(line), "no {line:?} in the log:\n{log}");
     Ok(())
 }

@@ -147,12 +147,22 @@ cmd_bench() {
 cmd_demo() {
   cmd_build
   ensure_envoy
-  cargo build --quiet -p tollgate-harness --bin tollgate-echo
+  ensure_redis
+  cargo build --quiet -p tollgate-harness --bin tollgate-echo --bin tollgate-rls
   # Background jobs of a script ignore SIGINT, so Ctrl-C reaches only this shell: stop them on exit.
   DEMO_PIDS=()
-  trap 'kill "${DEMO_PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+  DEMO_DIR="$(mktemp -d)"
+  trap 'kill "${DEMO_PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DEMO_DIR"' EXIT
   trap 'exit 130' INT TERM
   target/debug/tollgate-echo --port 9000 --quiet &
+  DEMO_PIDS+=($!)
+  # The fleet-wide limit's service: counters in a private Redis on a unix socket, limits in envoy/rls-limits.json.
+  "${REDIS_SERVER:-redis-server}" --port 0 --unixsocket "$DEMO_DIR/redis.sock" --save "" --appendonly no \
+    --loglevel warning &
+  DEMO_PIDS+=($!)
+  for _ in $(seq 1 50); do [[ -S "$DEMO_DIR/redis.sock" ]] && break; sleep 0.1; done
+  target/debug/tollgate-rls --listen 127.0.0.1:8081 --limits envoy/rls-limits.json \
+    --redis "redis+unix://$DEMO_DIR/redis.sock" >/dev/null &
   DEMO_PIDS+=($!)
   "$ENVOY_BIN" -c envoy/envoy.yaml --concurrency 2 --use-dynamic-base-id \
     --log-level warn --component-log-level wasm:info &
@@ -171,6 +181,10 @@ in front of an echo upstream on 127.0.0.1:9000. Filter config: envoy/envoy.yaml.
 
   # answered by the filter itself
   curl -si http://127.0.0.1:10000/tollgate/ping
+
+  # a fleet-wide limit (5 a minute per x-team, asked of the rate limit service on :8081): 200 x5, then 429
+  for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{http_code} ' http://127.0.0.1:10000/hello -H 'x-team: red'; done; echo
+  curl -si http://127.0.0.1:10000/hello -H 'x-team: red' | grep -i -e ^retry-after -e ^ratelimit
 
   # the filter's metrics, as Envoy reports them
   curl -s http://127.0.0.1:9901/stats | grep tollgate

@@ -84,7 +84,7 @@ impl SharedStore for Conflicting<'_> {
     fn set(&self, key: &str, value: &[u8], cas: Option<CasToken>) -> Result<(), StoreError> {
         let n = self.writes.get() + 1;
         self.writes.set(n);
-        if self.every == 0 || n % self.every != 0 {
+        if self.every == 0 || !n.is_multiple_of(self.every) {
             return Err(StoreError::CasMismatch);
         }
         self.inner.set(key, value, cas)

@@ -156,12 +156,12 @@ cmd_demo() {
   trap 'exit 130' INT TERM
   target/debug/tollgate-echo --port 9000 --quiet &
   DEMO_PIDS+=($!)
-  # The fleet-wide limit's service: counters in a private Redis on a unix socket, limits in envoy/rls-limits.json.
+  # The fleet-wide limit's service: counters in a private Redis on a unix socket, limits in envoy/rls/limits.json.
   "${REDIS_SERVER:-redis-server}" --port 0 --unixsocket "$DEMO_DIR/redis.sock" --save "" --appendonly no \
     --loglevel warning &
   DEMO_PIDS+=($!)
   for _ in $(seq 1 50); do [[ -S "$DEMO_DIR/redis.sock" ]] && break; sleep 0.1; done
-  target/debug/tollgate-rls --listen 127.0.0.1:8081 --limits envoy/rls-limits.json \
+  target/debug/tollgate-rls --listen 127.0.0.1:8081 --limits envoy/rls/limits.json \
     --redis "redis+unix://$DEMO_DIR/redis.sock" >/dev/null &
   DEMO_PIDS+=($!)
   "$ENVOY_BIN" -c envoy/envoy.yaml --concurrency 2 --use-dynamic-base-id \

@@ -1,7 +1,7 @@
 //! The shipped Envoy configs under `envoy/` stay loadable: each bootstrap passes `envoy --mode validate`
 //! (which also loads `dist/tollgate.wasm` and runs the filter's `on_configure` on the embedded config), and
 //! the demo's embedded filter config stays equal to `envoy/tollgate.example.json`, and the demo's rate limit
-//! service accepts `envoy/rls-limits.json`.
+//! service accepts `envoy/rls/limits.json`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -119,7 +119,7 @@ fn shipped_bootstraps_let_the_filter_read_bodies_behind_held_headers() -> Result
 #[test]
 fn the_demo_rate_limit_service_accepts_the_shipped_limits() -> Result<()> {
     let limits: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo_root().join("envoy/rls-limits.json"))?)?;
+        serde_json::from_str(&std::fs::read_to_string(repo_root().join("envoy/rls/limits.json"))?)?;
     let binary = Path::new(env!("CARGO_BIN_EXE_tollgate-rls"));
     let mut service = tollgate_harness::rls::RateLimitService::start(binary, "memory", &limits)?;
     assert!(service.is_running(), "{}", service.stderr());

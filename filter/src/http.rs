@@ -6,6 +6,7 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 use tollgate_core::{
     BodyVerdict, CallOutcome, Callout, HeaderEdits, LocalReply, RequestHead, ResponseHead, Verdict,
 };
+use tollgate_pipeline::trace::TRACE_PROPERTY;
 use tollgate_pipeline::{BackgroundCall, Pipeline, Stream};
 
 use crate::callout;
@@ -119,6 +120,7 @@ impl TollgateHttp {
             }
             None => return,
         };
+        self.publish_trace();
         if action == Action::Continue && !self.replied {
             if let Err(status) = hostcalls::resume_http_request() {
                 log::warn!("cannot resume request ({status:?})");
@@ -164,6 +166,7 @@ impl TollgateHttp {
         } else {
             self.pipeline.on_response_body(&mut self.stream, &body, end_of_stream, ports)
         };
+        self.publish_trace();
         self.apply_body_verdict(map, buffer, size, verdict)
     }
 
@@ -216,6 +219,15 @@ impl TollgateHttp {
         }
     }
 
+    /// Publishes the decision trace as filter state (`wasm.tollgate_trace`) when it changed, for the access log.
+    fn publish_trace(&mut self) {
+        if let Some(trace) = self.pipeline.take_trace_update(&mut self.stream) {
+            if let Err(status) = hostcalls::set_property(vec![TRACE_PROPERTY], Some(trace.as_bytes())) {
+                log::debug!("cannot publish the decision trace ({status:?})");
+            }
+        }
+    }
+
     fn reply(&mut self, reply: &LocalReply) -> Action {
         self.replied = true;
         let headers: Vec<(&str, &str)> =
@@ -260,6 +272,7 @@ impl HttpContext for TollgateHttp {
         }
         let head = RequestHead::from_pairs(read_map(MapType::HttpRequestHeaders));
         let verdict = self.pipeline.on_request_headers(&mut self.stream, &head, self.ports.ports());
+        self.publish_trace();
         self.head_verdict(verdict, MapType::HttpRequestHeaders, end_of_stream)
     }
 

@@ -236,6 +236,12 @@ impl Envoy {
         read_log(&self.log_path)
     }
 
+    /// The listener's access log so far: one line per request, `METHOD PATH STATUS reason=REASON trace=TRACE`
+    /// (Envoy writes it out every 200 ms).
+    pub fn access_log(&self) -> String {
+        read_log(&self.dir().join(launch::ACCESS_LOG))
+    }
+
     /// GETs an admin path such as `/config_dump`, returning the body of a 200.
     pub fn admin_get(&self, path_and_query: &str) -> anyhow::Result<String> {
         let url = format!("{}{path_and_query}", self.admin_url());

@@ -30,6 +30,9 @@ pub struct Report {
     /// The response as the client received it.
     pub response: DownstreamResponse,
     pub local_reply_details: Option<String>,
+    /// Every step the request met and what it decided (the filter's decision trace, recorded for the replay
+    /// whatever the configuration's `trace` section says).
+    pub trace: Option<String>,
     pub logs: Vec<LogLine>,
     /// Every metric the filter defined, by name (histograms: their samples' count).
     pub metrics: BTreeMap<String, i64>,
@@ -66,7 +69,8 @@ pub fn check(wasm: &Path, config: &[u8]) -> Result<(), ReplayError> {
 
 /// Replays `scenario` through the module started with `config`.
 pub fn run(wasm: &Path, config: &[u8], scenario: Scenario) -> Result<Report, ReplayError> {
-    let mut vm = Host::load(wasm)?.plugin(config).start()?;
+    let config = with_trace(config);
+    let mut vm = Host::load(wasm)?.plugin(&config).start()?;
     vm.clear_logs();
     let exchange = vm.send(scenario.request).respond_with(scenario.response.unwrap_or_default()).run()?;
     let metrics = vm
@@ -88,9 +92,23 @@ pub fn run(wasm: &Path, config: &[u8], scenario: Scenario) -> Result<Report, Rep
         upstream_request: exchange.upstream,
         response: exchange.downstream,
         local_reply_details: exchange.local_reply_details,
+        trace: exchange.filter_state.get("wasm.tollgate_trace").cloned(),
         logs: vm.logs().to_vec(),
         metrics,
     })
+}
+
+/// The configuration with the decision trace turned on, so the report can say why; anything that is not a
+/// JSON object is passed on as it is, for the filter to refuse in its own words.
+fn with_trace(config: &[u8]) -> Vec<u8> {
+    let Ok(serde_json::Value::Object(mut root)) = serde_json::from_slice(config) else {
+        return config.to_vec();
+    };
+    let trace = root.entry("trace").or_insert_with(|| serde_json::json!({}));
+    if let Some(trace) = trace.as_object_mut() {
+        trace.insert("enabled".into(), serde_json::Value::Bool(true));
+    }
+    serde_json::to_vec(&root).unwrap_or_else(|_| config.to_vec())
 }
 
 /// Parses a scenario file's contents.

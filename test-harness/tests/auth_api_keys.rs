@@ -138,12 +138,12 @@ fn an_expired_key_is_refused_and_a_key_expires_as_the_clock_moves() {
 fn a_route_for_another_group_is_forbidden_to_an_authenticated_consumer() {
     let mut vm = vm();
     let ex = vm.send(Request::post("/admin/keys").header("x-api-key", &api_key(2).key)).run().unwrap();
-    assert_refused(&ex, 403, "forbidden_route");
+    assert_refused(&ex, 403, "consumer_not_allowed");
     assert_eq!(error(&ex)["type"], "permission_error");
     assert_eq!(ex.downstream.header("www-authenticate"), None, "a 403 carries no challenge");
     // Dot segments cannot walk around the rule.
     let ex = vm.send(Request::get("/v1/../admin/keys").header("x-api-key", &api_key(2).key)).run().unwrap();
-    assert_refused(&ex, 403, "forbidden_route");
+    assert_refused(&ex, 403, "consumer_not_allowed");
 
     let ex = vm.send(Request::post("/admin/keys").header("x-api-key", &api_key(1).key)).run().unwrap();
     assert_eq!(ex.downstream.status, 200, "gold may");
@@ -203,6 +203,6 @@ fn a_model_scoped_key_may_only_name_its_models_in_the_body() {
 
     let ex = vm.send(chat("claude-3-opus")).respond_with(Response::status(200)).run().unwrap();
     assert!(ex.upstream.is_none(), "a refused model never reaches the upstream");
-    assert_refused(&ex, 403, "forbidden_model");
+    assert_refused(&ex, 403, "key_scope_model");
     assert_eq!(vm.metric("tollgate_auth_forbidden_total"), Some(1));
 }

@@ -111,7 +111,7 @@ fn api_keys_allow_401_and_403_and_the_upstream_never_sees_the_key() -> Result<()
     let forbidden = get(&envoy, "/admin/users", &[("authorization", &bearer(&bob.key))])?;
     assert_eq!(forbidden.status, 403);
     assert_eq!(forbidden.header("www-authenticate"), None);
-    assert_eq!(error_code(&forbidden)?, "forbidden_route");
+    assert_eq!(error_code(&forbidden)?, "consumer_not_allowed");
     refused(&upstream, allowed);
 
     assert_eq!(wasm_counter(&envoy, "tollgate_auth_allowed_total", 2)?, 2);
@@ -325,7 +325,7 @@ fn jwts_verified_with_a_remote_jwks_allow_401_and_403() -> Result<()> {
     let forbidden = get(&envoy, "/admin/users", &[("authorization", &bearer(&bob_rs))])?;
     assert_eq!(forbidden.status, 403, "{}", forbidden.body);
     assert_eq!(forbidden.header("www-authenticate"), None);
-    assert_eq!(error_code(&forbidden)?, "forbidden_route");
+    assert_eq!(error_code(&forbidden)?, "consumer_not_allowed");
     refused(&upstream, allowed);
     assert_eq!(jwks_server.received().len(), initial_fetches, "refusals made the filter refetch keys");
 

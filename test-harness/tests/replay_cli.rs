@@ -109,3 +109,28 @@ fn other_failures_exit_1_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("run ./build.sh first"));
 }
+
+#[test]
+fn run_says_why_a_request_was_refused_with_the_decision_trace() {
+    let config = r#"{"auth": {"consumers": [{"name": "alice", "api_keys": [
+        {"id": "k1", "sha256": "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"}]}]}}"#;
+    let (_dir, config_path) = temp_config(config);
+    let out = replay(&[
+        "run",
+        "--config",
+        config_path.to_str().unwrap(),
+        "--scenario",
+        &repo("test-harness/scenarios/forward.json"),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "local_reply");
+    assert_eq!(report["response"]["status"], 401);
+    // The configuration does not turn tracing on; the replay does, to say why.
+    assert_eq!(report["trace"], "auth:deny missing_credentials");
+    let headers = report["response"]["headers"].as_array().unwrap();
+    assert!(
+        headers.contains(&serde_json::json!(["x-tollgate-reason", "missing_credentials"])),
+        "{headers:?}"
+    );
+}

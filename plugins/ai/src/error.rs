@@ -1,4 +1,57 @@
-use tollgate_core::LocalReply;
+use tollgate_core::{LocalReply, Reason};
+
+/// Every reason code the AI gateway's own replies carry (a provider's error keeps the provider's `code` in the
+/// body; its `x-tollgate-reason` is `provider_error`).
+pub const REASONS: &[Reason] = &[
+    Reason {
+        code: "invalid_request",
+        status: 400,
+        meaning: "the body is not a valid OpenAI request; error.param names the field",
+        action: "fix the field named in error.param",
+    },
+    Reason {
+        code: "model_not_found",
+        status: 404,
+        meaning: "no ai.models entry serves this model name",
+        action: "use a model GET /v1/models lists; operator: add a route in ai.models",
+    },
+    Reason {
+        code: "unsupported_parameter",
+        status: 400,
+        meaning: "the provider cannot honour a request field and ai.unsupported_fields is reject",
+        action: "drop the field, or operator: set ai.unsupported_fields to drop",
+    },
+    Reason {
+        code: "method_not_allowed",
+        status: 405,
+        meaning: "the AI endpoint does not take this HTTP method (the Allow header lists those it does)",
+        action: "use the method in Allow",
+    },
+    Reason {
+        code: "body_too_large",
+        status: 413,
+        meaning: "the request body (413), or a response body or SSE event (502), exceeds ai.limits",
+        action: "send a smaller request; operator: raise ai.limits",
+    },
+    Reason {
+        code: "bad_upstream_response",
+        status: 502,
+        meaning: "the provider answered with something that is not its documented format",
+        action: "retry; operator: check the provider's cluster and base_url",
+    },
+    Reason {
+        code: "upstream_stream_truncated",
+        status: 502,
+        meaning: "the provider's stream ended before its final event",
+        action: "retry the request",
+    },
+    Reason {
+        code: "provider_error",
+        status: 502,
+        meaning: "the provider refused or failed the request; its status and error.code are passed on",
+        action: "read error.message and error.code, which come from the provider",
+    },
+];
 
 /// Everything that can go wrong on an AI route. Each variant knows the HTTP status and the OpenAI error
 /// `type` / `code` the client receives.
@@ -90,9 +143,22 @@ impl AiError {
         })
     }
 
+    /// The reason code of the reply (`x-tollgate-reason`): the error's own code, or `provider_error`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AiError::InvalidRequest { .. } => "invalid_request",
+            AiError::UnknownModel(_) => "model_not_found",
+            AiError::Unsupported { .. } => "unsupported_parameter",
+            AiError::Upstream { .. } => "provider_error",
+            AiError::BadUpstreamResponse(_) => "bad_upstream_response",
+            AiError::TooLarge { .. } => "body_too_large",
+            AiError::TruncatedStream => "upstream_stream_truncated",
+        }
+    }
+
     pub fn to_reply(&self) -> LocalReply {
         let details = format!("tollgate_{}", self.code().unwrap_or("ai_error"));
-        LocalReply::json(self.status(), details, &self.to_openai_json())
+        LocalReply::json(self.status(), details, &self.to_openai_json()).with_reason(self.reason())
     }
 }
 
@@ -108,5 +174,36 @@ mod tests {
         assert_eq!(body["error"]["code"], "model_not_found");
         assert_eq!(body["error"]["type"], "invalid_request_error");
         assert_eq!(body["error"]["param"], "model");
+        assert_eq!(reply.reason(), Some("model_not_found"));
+    }
+
+    #[test]
+    fn every_reason_is_documented_and_every_documented_reason_is_produced() {
+        let samples = [
+            AiError::invalid("messages", "x"),
+            AiError::UnknownModel("m".into()),
+            AiError::Unsupported { provider: "p".into(), fields: vec!["f".into()] },
+            AiError::Upstream {
+                status: 429,
+                kind: "rate_limit_error".into(),
+                code: None,
+                message: "m".into(),
+            },
+            AiError::BadUpstreamResponse("x".into()),
+            AiError::TooLarge { what: "request body", limit: 1, status: 413 },
+            AiError::TruncatedStream,
+        ];
+        let mut produced: Vec<&str> = samples.iter().map(AiError::reason).collect();
+        produced.push("method_not_allowed");
+        for error in &samples {
+            let reason = REASONS.iter().find(|r| r.code == error.reason()).unwrap();
+            if !matches!(error, AiError::Upstream { .. } | AiError::TooLarge { .. }) {
+                assert_eq!(reason.status, error.status(), "{error:?}");
+                assert_eq!(error.code(), Some(reason.code), "body code and reason agree");
+            }
+        }
+        for reason in REASONS {
+            assert!(produced.contains(&reason.code), "{} is never produced", reason.code);
+        }
     }
 }

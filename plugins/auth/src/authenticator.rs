@@ -4,6 +4,7 @@ use hashbrown::HashMap;
 use tollgate_core::{HeaderEdits, Ports, RequestHead};
 
 use crate::api_keys::{ApiKeys, KeyCheck, ModelScope};
+use crate::client_ip::ClientAddress;
 use crate::error::AuthError;
 use crate::issuers::JwtIssuers;
 use crate::jwt::{JwksFetch, JwtProviders, JwtVerdict, VerifiedToken};
@@ -22,6 +23,7 @@ pub struct Auth {
     pub(crate) jwt: JwtProviders,
     pub(crate) issuers: JwtIssuers,
     pub(crate) routes: Routes,
+    pub(crate) client_address: ClientAddress,
     pub(crate) consumer_header: String,
     /// The consumer header and every JWT claim header: upstreams trust them, so client copies are removed.
     pub(crate) identity_headers: Vec<String>,
@@ -105,17 +107,34 @@ enum Credential<'h> {
 }
 
 impl Auth {
-    /// Authenticates a request head and checks it against the route rules and key scopes.
+    /// Authenticates a request head and checks it against the route rules and key scopes, without a peer
+    /// address: routes with IP rules read from `source` refuse it (see `authenticate_from`).
     pub fn authenticate(&self, head: &RequestHead, ports: Ports<'_>) -> AuthDecision {
+        self.authenticate_from(head, None, ports)
+    }
+
+    /// `authenticate`, with Envoy's downstream peer address (`source.address`, `ip:port`) when known. A
+    /// route's IP rules are checked first, so a refused address gets 403 whatever credentials it presents.
+    pub fn authenticate_from(
+        &self,
+        head: &RequestHead,
+        source_address: Option<&str>,
+        ports: Ports<'_>,
+    ) -> AuthDecision {
         let path = canonical_path(head.path_only());
         let route = self.routes.find(&head.method, &path);
-        let decision = match route.require {
-            Require::None => AuthDecision::Allow(Authorized {
+        let ip_check = route
+            .ip
+            .as_ref()
+            .map_or(Ok(()), |rules| rules.check(self.client_address.resolve(head, source_address)));
+        let decision = match (ip_check, route.require) {
+            (Err(denial), _) => AuthDecision::Deny(AuthError::IpDenied(denial)),
+            (Ok(()), Require::None) => AuthDecision::Allow(Authorized {
                 consumer: None,
                 edits: HeaderEdits { set: Vec::new(), remove: self.identity_headers.clone() },
                 models: None,
             }),
-            require => match self.presented(head, require) {
+            (Ok(()), require) => match self.presented(head, require) {
                 None => AuthDecision::Deny(AuthError::MissingCredentials(require)),
                 Some(Credential::ApiKey(key)) => self.by_api_key(route, &key, &path, head, ports),
                 Some(Credential::Jwt(token)) => self.by_jwt(route, &token, head, ports),
@@ -123,6 +142,11 @@ impl Auth {
         };
         self.count(&decision, ports);
         decision
+    }
+
+    /// Whether some route's IP rules read Envoy's peer address, which the caller must then pass in.
+    pub fn wants_source_address(&self) -> bool {
+        self.client_address == ClientAddress::Source && self.routes.have_ip_rules()
     }
 
     /// The JWT providers, for the JWKS work the pipeline schedules (root timer, fetch answers).
@@ -199,8 +223,8 @@ impl Auth {
         let Some(info) = self.consumers.get(key.consumer) else {
             return AuthDecision::Deny(AuthError::InvalidApiKey);
         };
-        if !route.permits(&info.name, info.group.as_deref()) {
-            return AuthDecision::Deny(AuthError::ForbiddenConsumer { consumer: info.name.clone() });
+        if let Err(error) = permits(route, &info.name, info.group.as_deref(), &head.method) {
+            return AuthDecision::Deny(error);
         }
         if !key.permits_path(path) {
             return AuthDecision::Deny(AuthError::KeyRouteScope {
@@ -239,8 +263,8 @@ impl Auth {
     fn admit_jwt(&self, route: &Route, verified: VerifiedToken, head: &RequestHead) -> AuthDecision {
         let name = header_safe(&verified.consumer);
         let group = self.declared(&name).and_then(|c| c.group.clone());
-        if !route.permits(&name, group.as_deref()) {
-            return AuthDecision::Deny(AuthError::ForbiddenConsumer { consumer: name });
+        if let Err(error) = permits(route, &name, group.as_deref(), &head.method) {
+            return AuthDecision::Deny(error);
         }
         let claims = verified.headers.into_iter().map(|(n, v)| (n, header_safe(&v))).collect();
         AuthDecision::Allow(Authorized {
@@ -291,11 +315,25 @@ impl Auth {
     }
 }
 
+/// Whether an authenticated consumer may use the route, and with this method.
+fn permits(route: &Route, consumer: &str, group: Option<&str>, method: &str) -> Result<(), AuthError> {
+    if !route.permits(consumer, group) {
+        return Err(AuthError::ForbiddenConsumer { consumer: consumer.to_string() });
+    }
+    if !route.consumer_methods.permits(consumer, group, method) {
+        let method: String = method.chars().take(32).collect();
+        return Err(AuthError::MethodNotAllowedForConsumer { consumer: consumer.to_string(), method });
+    }
+    Ok(())
+}
+
 /// Claim values come from the token: control characters would let them inject headers.
 fn header_safe(value: &str) -> String {
     value.chars().filter(|c| !c.is_control() || *c == '\t').collect()
 }
 
+#[cfg(test)]
+mod access_tests;
 #[cfg(test)]
 mod jwt_tests;
 #[cfg(test)]

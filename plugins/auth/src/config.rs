@@ -4,6 +4,7 @@ use tollgate_core::{header_name, ConfigError, ConfigPath};
 
 use crate::api_keys::{ApiKeys, RawApiKey};
 use crate::authenticator::{Auth, ConsumerInfo};
+use crate::client_ip::{ClientAddress, RawClientAddress};
 use crate::issuers::JwtIssuers;
 use crate::jwt::{JwtProviders, RawJwtProvider};
 use crate::routes::{check_require, Declared, RawRoute, Require, Route, Routes};
@@ -35,6 +36,9 @@ pub struct RawAuthConfig {
     /// Absent: `any` when keys or providers are configured, else `none`.
     #[serde(default)]
     pub default: Option<Require>,
+    /// Where route IP rules read the client address. Absent: Envoy's downstream peer (`source.address`).
+    #[serde(default)]
+    pub client_address: Option<RawClientAddress>,
 }
 
 /// A client of the gateway: a name, an optional group that route rules can refer to, and its keys.
@@ -108,6 +112,7 @@ impl Auth {
             .map(|(i, r)| Route::compile(r, fallback, &declared, &path.field("routes").index(i)))
             .collect::<Result<Vec<_>, _>>()?;
 
+        let client_address = ClientAddress::compile(raw.client_address, &path.field("client_address"))?;
         let consumer_header = consumer_header(raw.consumer_header, &path.field("consumer_header"))?;
         let mut identity_headers = vec![consumer_header.clone()];
         for provider in provider_names.iter().filter_map(|name| jwt.get(name)) {
@@ -125,6 +130,7 @@ impl Auth {
             jwt,
             issuers,
             routes: Routes::new(rules, Route::fallback(fallback)),
+            client_address,
             consumer_header,
             identity_headers,
             strip,

@@ -1,5 +1,6 @@
 use tollgate_core::LocalReply;
 
+use crate::client_ip::IpDenial;
 use crate::jwt::JwtRejection;
 use crate::routes::Require;
 
@@ -27,6 +28,22 @@ pub enum AuthError {
     /// The key is scoped to other models.
     #[error("API key {key_id} may not use model {model:?}")]
     ForbiddenModel { consumer: String, key_id: String, model: String },
+    /// The route's IP rules refuse the client address (or it is unknown). The message names neither the
+    /// address nor the rules.
+    #[error("{}", ip_message(*.0))]
+    IpDenied(IpDenial),
+    /// The route limits this consumer (by name or group) to other methods.
+    #[error("consumer {consumer} may not use method {method} on this route")]
+    MethodNotAllowedForConsumer { consumer: String, method: String },
+}
+
+fn ip_message(denial: IpDenial) -> &'static str {
+    match denial {
+        IpDenial::NotAllowed => "the client address is not allowed on this route",
+        IpDenial::UnknownAddress => {
+            "the client address could not be determined, and this route admits only some addresses"
+        }
+    }
 }
 
 fn missing_message(accepted: Require) -> &'static str {
@@ -50,7 +67,9 @@ impl AuthError {
             AuthError::Jwt(rejection) => rejection.status(),
             AuthError::ForbiddenConsumer { .. }
             | AuthError::KeyRouteScope { .. }
-            | AuthError::ForbiddenModel { .. } => 403,
+            | AuthError::ForbiddenModel { .. }
+            | AuthError::IpDenied(_)
+            | AuthError::MethodNotAllowedForConsumer { .. } => 403,
         }
     }
 
@@ -61,8 +80,11 @@ impl AuthError {
             AuthError::InvalidApiKey => "invalid_api_key",
             AuthError::ExpiredApiKey { .. } => "expired_api_key",
             AuthError::Jwt(rejection) => rejection.code(),
-            AuthError::ForbiddenConsumer { .. } | AuthError::KeyRouteScope { .. } => "forbidden_route",
-            AuthError::ForbiddenModel { .. } => "forbidden_model",
+            AuthError::ForbiddenConsumer { .. } => "consumer_not_allowed",
+            AuthError::KeyRouteScope { .. } => "key_scope_route",
+            AuthError::ForbiddenModel { .. } => "key_scope_model",
+            AuthError::IpDenied(_) => "ip_denied",
+            AuthError::MethodNotAllowedForConsumer { .. } => "method_not_allowed_for_consumer",
         }
     }
 
@@ -87,6 +109,8 @@ impl AuthError {
             AuthError::ForbiddenConsumer { .. }
             | AuthError::KeyRouteScope { .. }
             | AuthError::ForbiddenModel { .. } => "forbidden",
+            AuthError::IpDenied(_) => "ip_denied",
+            AuthError::MethodNotAllowedForConsumer { .. } => "method_denied",
         }
     }
 
@@ -95,7 +119,8 @@ impl AuthError {
         match self {
             AuthError::ForbiddenConsumer { consumer }
             | AuthError::KeyRouteScope { consumer, .. }
-            | AuthError::ForbiddenModel { consumer, .. } => Some(consumer),
+            | AuthError::ForbiddenModel { consumer, .. }
+            | AuthError::MethodNotAllowedForConsumer { consumer, .. } => Some(consumer),
             _ => None,
         }
     }
@@ -163,7 +188,7 @@ mod tests {
             AuthError::ForbiddenModel { consumer: "alice".into(), key_id: "k-1".into(), model: "o1".into() },
         ];
         let codes: Vec<_> = errs.iter().map(AuthError::code).collect();
-        assert_eq!(codes, ["forbidden_route", "forbidden_route", "forbidden_model"]);
+        assert_eq!(codes, ["consumer_not_allowed", "key_scope_route", "key_scope_model"]);
         for err in errs {
             let reply = err.to_reply();
             assert_eq!(reply.status, 403);
@@ -171,6 +196,29 @@ mod tests {
             assert_eq!(body(&reply)["error"]["type"], "permission_error");
             assert_eq!(err.consumer(), Some("alice"));
         }
+    }
+
+    #[test]
+    fn ip_and_method_denials_are_403_permission_errors() {
+        let errs = [
+            AuthError::IpDenied(IpDenial::NotAllowed),
+            AuthError::IpDenied(IpDenial::UnknownAddress),
+            AuthError::MethodNotAllowedForConsumer { consumer: "alice".into(), method: "POST".into() },
+        ];
+        let codes: Vec<_> = errs.iter().map(AuthError::code).collect();
+        assert_eq!(codes, ["ip_denied", "ip_denied", "method_not_allowed_for_consumer"]);
+        let outcomes: Vec<_> = errs.iter().map(AuthError::outcome).collect();
+        assert_eq!(outcomes, ["ip_denied", "ip_denied", "method_denied"]);
+        for err in &errs {
+            let reply = err.to_reply();
+            assert_eq!(reply.status, 403);
+            assert_eq!(challenge(&reply), None);
+            assert_eq!(body(&reply)["error"]["type"], "permission_error");
+        }
+        assert_eq!(errs[0].to_string(), "the client address is not allowed on this route");
+        assert_eq!(errs[0].consumer(), None);
+        assert_eq!(errs[2].to_string(), "consumer alice may not use method POST on this route");
+        assert_eq!(errs[2].consumer(), Some("alice"));
     }
 
     #[test]

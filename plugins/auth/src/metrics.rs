@@ -13,6 +13,10 @@ pub const EXPIRED: &str = "tollgate_auth_expired_total";
 pub const FORBIDDEN: &str = "tollgate_auth_forbidden_total";
 /// Requests refused because a JWT could not be judged (signing keys unavailable): a gateway problem.
 pub const UNAVAILABLE: &str = "tollgate_auth_unavailable_total";
+/// Requests refused by a route's IP rules, including those whose client address was unknown.
+pub const IP_DENIED: &str = "tollgate_auth_ip_denied_total";
+/// Requests refused because the route limits the consumer to other methods (`consumer_methods`).
+pub const METHOD_DENIED: &str = "tollgate_auth_method_denied_total";
 
 /// The counter of a refusal outcome (`AuthError::outcome`).
 pub fn outcome(outcome: &str) -> &'static str {
@@ -21,6 +25,8 @@ pub fn outcome(outcome: &str) -> &'static str {
         "expired" => EXPIRED,
         "forbidden" => FORBIDDEN,
         "unavailable" => UNAVAILABLE,
+        "ip_denied" => IP_DENIED,
+        "method_denied" => METHOD_DENIED,
         _ => INVALID,
     }
 }
@@ -51,5 +57,7 @@ mod tests {
         assert_eq!(provider_metric("corp.idp"), "tollgate_auth.jwt.corp_idp.allowed");
         assert_eq!(outcome("expired"), EXPIRED);
         assert_eq!(outcome("invalid"), INVALID);
+        assert_eq!(outcome("ip_denied"), IP_DENIED);
+        assert_eq!(outcome("method_denied"), METHOD_DENIED);
     }
 }

@@ -3,6 +3,9 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use tollgate_core::{ConfigError, ConfigPath};
 
+use crate::client_ip::{IpRules, RawIpRules};
+use crate::consumer_methods::{ConsumerMethods, RawConsumerMethods};
+
 /// Which credentials a route accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -44,6 +47,12 @@ pub struct RawRoute {
     pub consumers: Vec<String>,
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Which client addresses may use the route, checked before credentials.
+    #[serde(default)]
+    pub ip: Option<RawIpRules>,
+    /// Methods some consumers are limited to on this route.
+    #[serde(default)]
+    pub consumer_methods: Vec<RawConsumerMethods>,
 }
 
 /// What the rest of the `auth` section declares, which route rules may refer to.
@@ -64,6 +73,8 @@ pub struct Route {
     pub jwt_providers: Vec<String>,
     consumers: Vec<String>,
     groups: Vec<String>,
+    pub ip: Option<IpRules>,
+    pub consumer_methods: ConsumerMethods,
 }
 
 impl Route {
@@ -76,6 +87,8 @@ impl Route {
             jwt_providers: Vec::new(),
             consumers: Vec::new(),
             groups: Vec::new(),
+            ip: None,
+            consumer_methods: ConsumerMethods::default(),
         }
     }
 
@@ -116,6 +129,14 @@ impl Route {
                 .field("require")
                 .error("a route that requires \"none\" cannot restrict consumers or groups"));
         }
+        let consumer_methods =
+            ConsumerMethods::compile(raw.consumer_methods, declared, &path.field("consumer_methods"))?;
+        if require == Require::None && !consumer_methods.is_empty() {
+            return Err(path
+                .field("consumer_methods")
+                .error("a route that requires \"none\" has no consumer to limit"));
+        }
+        let ip = raw.ip.map(|ip| IpRules::compile(ip, &path.field("ip"))).transpose()?;
         Ok(Route {
             prefix: raw.path_prefix,
             methods,
@@ -123,6 +144,8 @@ impl Route {
             jwt_providers: raw.jwt_providers,
             consumers: raw.consumers,
             groups: raw.groups,
+            ip,
+            consumer_methods,
         })
     }
 
@@ -160,7 +183,12 @@ pub fn check_require(
     }
 }
 
-fn check_known(names: &[String], known: &[&str], what: &str, path: &ConfigPath) -> Result<(), ConfigError> {
+pub fn check_known(
+    names: &[String],
+    known: &[&str],
+    what: &str,
+    path: &ConfigPath,
+) -> Result<(), ConfigError> {
     match names.iter().position(|n| !known.contains(&n.as_str())) {
         Some(i) => {
             Err(path.index(i).error(format!("unknown {what} {:?}", names.get(i).map_or("", |n| n.as_str()))))
@@ -184,6 +212,10 @@ impl Routes {
     /// The rule for a request; `path` must already be canonical (see `canonical_path`).
     pub fn find(&self, method: &str, path: &str) -> &Route {
         self.rules.iter().find(|r| r.matches(method, path)).unwrap_or(&self.fallback)
+    }
+
+    pub fn have_ip_rules(&self) -> bool {
+        self.rules.iter().any(|r| r.ip.is_some())
     }
 }
 

@@ -8,6 +8,7 @@ mod header_name;
 mod headers;
 mod message;
 mod ports;
+mod reason;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod verdict;
@@ -18,4 +19,5 @@ pub use header_name::header_name;
 pub use headers::Headers;
 pub use message::{RequestHead, ResponseHead};
 pub use ports::{CasToken, Clock, Metrics, Ports, SharedStore, StoreError};
+pub use reason::{Reason, REASON_HEADER};
 pub use verdict::{BodyVerdict, HeaderEdits, LocalReply, Verdict};

@@ -62,12 +62,25 @@ impl LocalReply {
         }
     }
 
-    /// The OpenAI-shaped error body every Tollgate error uses: `{"error":{"message","type","code"}}`.
+    /// The OpenAI-shaped error body every Tollgate error uses: `{"error":{"message","type","code"}}`, with
+    /// the code also in the `x-tollgate-reason` header.
     pub fn error(status: u16, kind: &str, code: &str, message: &str) -> Self {
         let body = serde_json::json!({
             "error": { "message": message, "type": kind, "code": code }
         });
-        Self::json(status, format!("tollgate_{code}"), &body)
+        Self::json(status, format!("tollgate_{code}"), &body).with_reason(code)
+    }
+
+    /// Names the reply's reason code in the `x-tollgate-reason` header.
+    pub fn with_reason(mut self, code: &str) -> Self {
+        self.headers.retain(|(name, _)| name != crate::REASON_HEADER);
+        self.headers.push((crate::REASON_HEADER.into(), code.into()));
+        self
+    }
+
+    /// The reason code this reply names, if it is a refusal.
+    pub fn reason(&self) -> Option<&str> {
+        self.headers.iter().find(|(name, _)| name == crate::REASON_HEADER).map(|(_, code)| code.as_str())
     }
 }
 
@@ -120,6 +133,8 @@ mod tests {
         assert_eq!(body["error"]["message"], "no API key");
         assert!(reply.headers.contains(&("content-type".into(), "application/json".into())));
         assert_eq!(reply.details, "tollgate_missing_credentials");
+        assert_eq!(reply.reason(), Some("missing_credentials"));
+        assert!(reply.headers.contains(&("x-tollgate-reason".into(), "missing_credentials".into())));
     }
 
     #[test]

@@ -17,6 +17,14 @@ pub struct AuthState {
     pending: Option<(String, RequestHead)>,
     /// A stream fetches keys at most once; if they are still missing after that, it is refused.
     fetched: bool,
+    /// Envoy's downstream peer (`source.address`), for route IP rules; set before the head is decided.
+    source_address: Option<String>,
+}
+
+impl AuthState {
+    pub fn set_source_address(&mut self, address: &str) {
+        self.source_address = Some(address.to_string());
+    }
 }
 
 pub enum AuthStep {
@@ -26,7 +34,7 @@ pub enum AuthStep {
 }
 
 pub fn authenticate(auth: &Auth, state: &mut AuthState, head: &RequestHead, ports: Ports<'_>) -> AuthStep {
-    match auth.authenticate(head, ports) {
+    match auth.authenticate_from(head, state.source_address.as_deref(), ports) {
         AuthDecision::Allow(authorized) => {
             let edits = authorized.edits.clone();
             state.authorized = Some(authorized);

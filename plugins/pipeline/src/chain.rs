@@ -14,6 +14,7 @@ use crate::authentication::{self, AuthState, AuthStep, JWKS_PURPOSE};
 use crate::header_rules::HeaderRules;
 use crate::limits::{self, LimitState, LimitStep};
 use crate::local_replies::LocalReplies;
+use crate::trace::{Trace, TraceConfig, TRACE_HEADER};
 
 /// Counter of requests the pipeline has seen.
 pub const REQUESTS_TOTAL: &str = "tollgate_requests_total";
@@ -21,6 +22,16 @@ pub const REQUESTS_TOTAL: &str = "tollgate_requests_total";
 pub const LOCAL_REPLIES_TOTAL: &str = "tollgate_local_replies_total";
 /// Counter of usage reports the rate limit service did not take (the fleet's token count is low by them).
 pub const USAGE_REPORT_ERRORS: &str = "tollgate_ratelimit_usage_report_errors_total";
+/// Counter of refusals, per reason code and consumer: `tollgate_denied.reason.<code>.consumer.<name>`.
+pub fn denial_metric(code: &str, consumer: Option<&str>) -> String {
+    let segment = |name: &str| -> String {
+        name.chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect()
+    };
+    format!("tollgate_denied.reason.{}.consumer.{}", segment(code), segment(consumer.unwrap_or("anonymous")))
+}
+
 /// How long a usage report may wait in the filter's outbox.
 const USAGE_REPORT_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -33,6 +44,7 @@ pub struct Pipeline {
     pub(crate) auth: Option<Auth>,
     pub(crate) ratelimit: Option<RateLimits>,
     pub(crate) ai: Option<Ai>,
+    pub(crate) trace: TraceConfig,
 }
 
 /// A call the root context makes on its own schedule (not for any one request), e.g. a JWKS refresh.
@@ -69,6 +81,8 @@ pub struct Stream {
     after_limits: Option<AfterLimits>,
     /// The head edits and whole body of a request held while the rate limit service is asked.
     held_body: Option<(HeaderEdits, Vec<u8>)>,
+    /// What each step decided, when tracing is on.
+    trace: Trace,
 }
 
 impl Pipeline {
@@ -83,6 +97,7 @@ impl Pipeline {
         if let Some(reply) = self.local_replies.find(head) {
             ports.metrics.increment(LOCAL_REPLIES_TOTAL, 1);
             stream.replied_locally = true;
+            self.note(stream, |_| format!("local_reply:{}", reply.status));
             return Verdict::Respond(reply.clone());
         }
         self.decide_head(stream, head, ports)
@@ -95,12 +110,18 @@ impl Pipeline {
             match authentication::authenticate(auth, &mut stream.auth, head, ports) {
                 // Auth's edits come last: operator config cannot undo credential stripping or re-add a
                 // client's consumer header.
-                AuthStep::Allow(auth_edits) => edits.extend(auth_edits),
-                AuthStep::Reply(reply) => {
-                    stream.replied_locally = true;
-                    return Verdict::Respond(reply);
+                AuthStep::Allow(auth_edits) => {
+                    edits.extend(auth_edits);
+                    self.note(stream, |s| {
+                        let consumer = s.auth.authorized.as_ref().and_then(|a| a.consumer.as_ref());
+                        format!("auth:allow consumer={}", consumer.map_or("anonymous", |c| c.name.as_str()))
+                    });
                 }
-                AuthStep::Call(call) => return Verdict::Call(Callout::Http(call)),
+                AuthStep::Reply(reply) => return self.reply(stream, "auth", reply, ports),
+                AuthStep::Call(call) => {
+                    self.note(stream, |_| "auth:fetch_jwks".to_string());
+                    return Verdict::Call(Callout::Http(call));
+                }
             }
         }
         let authorized = stream.auth.authorized.as_ref();
@@ -119,15 +140,16 @@ impl Pipeline {
         if let Some(limits) = &self.ratelimit {
             let authorized = stream.auth.authorized.as_ref();
             match limits::at_head(limits, &mut stream.limits, head, authorized, defer, ports) {
-                LimitStep::Admit => {}
-                LimitStep::Refuse(reply) => return self.reply(stream, reply),
+                LimitStep::Admit if defer => {}
+                LimitStep::Admit => self.note(stream, |_| "ratelimit:allow".to_string()),
+                LimitStep::Refuse(reply) => return self.reply(stream, "ratelimit", reply, ports),
                 LimitStep::Ask(call) => {
                     stream.after_limits = Some(after);
                     return Verdict::Call(Callout::Grpc(call));
                 }
             }
         }
-        self.go_on(stream, after)
+        self.go_on(stream, after, ports)
     }
 
     /// A key limited to some models can only be judged once the body names the model.
@@ -139,10 +161,10 @@ impl Pipeline {
         }
     }
 
-    fn go_on(&self, stream: &mut Stream, after: AfterLimits) -> Verdict {
+    fn go_on(&self, stream: &mut Stream, after: AfterLimits, ports: Ports<'_>) -> Verdict {
         match after {
             AfterLimits::Continue(edits) => Verdict::Continue(edits),
-            AfterLimits::Reply(reply) => self.reply(stream, reply),
+            AfterLimits::Reply(reply) => self.reply(stream, "ai", reply, ports),
             AfterLimits::AwaitBody(edits) => {
                 stream.held_edits = Some(edits);
                 Verdict::AwaitBody
@@ -150,9 +172,44 @@ impl Pipeline {
         }
     }
 
-    fn reply(&self, stream: &mut Stream, reply: LocalReply) -> Verdict {
+    fn reply(&self, stream: &mut Stream, step: &str, reply: LocalReply, ports: Ports<'_>) -> Verdict {
+        Verdict::Respond(self.answered(stream, step, reply, ports))
+    }
+
+    /// Marks the stream as answered by the filter at `step`, counts a refusal under its reason and consumer,
+    /// and traces it (the trace header goes to trusted callers only).
+    fn answered(
+        &self,
+        stream: &mut Stream,
+        step: &str,
+        mut reply: LocalReply,
+        ports: Ports<'_>,
+    ) -> LocalReply {
         stream.replied_locally = true;
-        Verdict::Respond(reply)
+        let consumer = self.consumer(stream).map(|c| c.name.as_str());
+        if let Some(code) = reply.reason() {
+            ports.metrics.increment(&denial_metric(code, consumer), 1);
+        }
+        let outcome = reply.reason().map_or_else(|| reply.status.to_string(), str::to_string);
+        self.note(stream, |_| format!("{step}:deny {outcome}"));
+        if self.trace.enabled && self.trace.trusts(self.consumer(stream)) {
+            reply.headers.push((TRACE_HEADER.to_string(), stream.trace.render()));
+        }
+        reply
+    }
+
+    /// Adds a step to the stream's trace, when tracing is on (the text is only built then).
+    fn note(&self, stream: &mut Stream, step: impl FnOnce(&Stream) -> String) {
+        if self.trace.enabled {
+            let text = step(stream);
+            stream.trace.step(text);
+        }
+    }
+
+    /// The request's decision trace if it changed since the last call (tracing on only): the filter publishes
+    /// it as filter state for the access log.
+    pub fn take_trace_update(&self, stream: &mut Stream) -> Option<String> {
+        stream.trace.take_update()
     }
 
     /// Who the request is from, once auth has let it through (`None` without auth or on open routes).
@@ -163,13 +220,13 @@ impl Pipeline {
     /// The call a `Verdict::Call` asked for has answered (or failed); decide the request head again.
     pub fn on_call_response(&self, stream: &mut Stream, outcome: &CallOutcome, ports: Ports<'_>) -> Verdict {
         if let Some(limits) = self.ratelimit.as_ref().filter(|_| stream.limits.is_asking()) {
-            return match limits::answer(limits, &mut stream.limits, outcome, ports) {
+            return match self.global_answer(limits, stream, outcome, ports) {
                 Some(LimitStep::Ask(call)) => Verdict::Call(Callout::Grpc(call)),
-                Some(LimitStep::Refuse(reply)) => self.reply(stream, reply),
+                Some(LimitStep::Refuse(reply)) => self.reply(stream, "ratelimit", reply, ports),
                 Some(LimitStep::Admit) | None => {
                     let after =
                         stream.after_limits.take().unwrap_or(AfterLimits::Continue(Default::default()));
-                    self.go_on(stream, after)
+                    self.go_on(stream, after, ports)
                 }
             };
         }
@@ -178,6 +235,25 @@ impl Pipeline {
             Some(head) => self.decide_head(stream, &head, ports),
             None => Verdict::Continue(Default::default()),
         }
+    }
+
+    /// The rate limit service's answer for the global rule the stream asked about, traced.
+    fn global_answer(
+        &self,
+        limits: &RateLimits,
+        stream: &mut Stream,
+        outcome: &CallOutcome,
+        ports: Ports<'_>,
+    ) -> Option<LimitStep> {
+        let rule = stream.limits.asking_rule().unwrap_or_default().to_string();
+        let step = limits::answer(limits, &mut stream.limits, outcome, ports);
+        if !matches!(step, Some(LimitStep::Refuse(_))) {
+            self.note(stream, |_| format!("ratelimit.{rule}:allow"));
+        }
+        if matches!(step, Some(LimitStep::Admit)) {
+            self.note(stream, |_| "ratelimit:allow".to_string());
+        }
+        step
     }
 
     /// Creates the shared state the configuration needs before traffic (the limits' store slots). Call once
@@ -189,11 +265,13 @@ impl Pipeline {
     /// Whether the filter should hand over the client's address (`Pipeline::set_source_address`).
     pub fn wants_source_address(&self) -> bool {
         self.ratelimit.as_ref().is_some_and(RateLimits::keys_on_client_ip)
+            || self.auth.as_ref().is_some_and(Auth::wants_source_address)
     }
 
     /// The downstream peer address (Envoy's `source.address`), before the request head is decided.
     pub fn set_source_address(&self, stream: &mut Stream, address: &str) {
         stream.limits.set_source_address(address);
+        stream.auth.set_source_address(address);
     }
 
     /// The stream is over, however it ended. A reservation still held means the response never completed:
@@ -284,8 +362,7 @@ impl Pipeline {
         if !end_of_stream {
             // Refuse an oversized AI body as soon as it is, rather than buffering the rest of it.
             if let Some(Err(error)) = ai.map(|ai| ai.check_request_size(buffered.len())) {
-                stream.replied_locally = true;
-                return BodyVerdict::Respond(error.to_reply());
+                return BodyVerdict::Respond(self.answered(stream, "ai", error.to_reply(), ports));
             }
             stream.held_edits = Some(held);
             return BodyVerdict::Buffer;
@@ -295,16 +372,14 @@ impl Pipeline {
             .as_ref()
             .and_then(|auth| authentication::check_model(auth, &stream.auth, buffered, ports));
         if let Some(reply) = denied {
-            stream.replied_locally = true;
-            return BodyVerdict::Respond(reply);
+            return BodyVerdict::Respond(self.answered(stream, "auth.model", reply, ports));
         }
         if let Some(limits) = &self.ratelimit {
             let authorized = stream.auth.authorized.as_ref();
             match limits::at_body(limits, &mut stream.limits, authorized, buffered, ports) {
-                LimitStep::Admit => {}
+                LimitStep::Admit => self.note(stream, |_| "ratelimit:allow".to_string()),
                 LimitStep::Refuse(reply) => {
-                    stream.replied_locally = true;
-                    return BodyVerdict::Respond(reply);
+                    return BodyVerdict::Respond(self.answered(stream, "ratelimit", reply, ports));
                 }
                 LimitStep::Ask(call) => {
                     stream.held_body = Some((held, buffered.to_vec()));
@@ -323,12 +398,11 @@ impl Pipeline {
         ports: Ports<'_>,
     ) -> BodyVerdict {
         let Some(limits) = &self.ratelimit else { return BodyVerdict::pass() };
-        match limits::answer(limits, &mut stream.limits, outcome, ports) {
+        match self.global_answer(limits, stream, outcome, ports) {
             Some(LimitStep::Ask(call)) => BodyVerdict::Call(Callout::Grpc(call)),
             Some(LimitStep::Refuse(reply)) => {
                 stream.held_body = None;
-                stream.replied_locally = true;
-                BodyVerdict::Respond(reply)
+                BodyVerdict::Respond(self.answered(stream, "ratelimit", reply, ports))
             }
             Some(LimitStep::Admit) | None => match stream.held_body.take() {
                 Some((held, body)) => self.forward_body(stream, held, &body, ports),
@@ -349,6 +423,7 @@ impl Pipeline {
         let Some(ai) = ai else { return BodyVerdict::Continue { head: held, body: None } };
         match ai.on_request_body(&mut stream.ai, body, ports) {
             Ok((ai_edits, body)) => {
+                self.note(stream, |_| "ai:forward".to_string());
                 let mut head = held;
                 head.extend(ai_edits);
                 BodyVerdict::Continue { head, body: Some(body) }
@@ -359,8 +434,7 @@ impl Pipeline {
                 if let Some(limits) = &self.ratelimit {
                     limits::release(limits, &mut stream.limits, None, ports);
                 }
-                stream.replied_locally = true;
-                BodyVerdict::Respond(error.to_reply())
+                BodyVerdict::Respond(self.answered(stream, "ai", error.to_reply(), ports))
             }
         }
     }
@@ -372,6 +446,9 @@ impl Pipeline {
         }
         let mut edits = self.response_headers.edits().clone();
         edits.extend(stream.limits.response_headers.clone());
+        if self.trace.enabled && self.trace.trusts(self.consumer(stream)) {
+            edits = edits.set(TRACE_HEADER, stream.trace.render());
+        }
         if let Some(ai) = &self.ai {
             match ai.on_response_head(&mut stream.ai, head, ports) {
                 AiResponseHead::Pass => {}
@@ -420,6 +497,8 @@ mod auth_tests;
 mod global_tests;
 #[cfg(test)]
 mod ratelimit_tests;
+#[cfg(test)]
+mod trace_tests;
 
 #[cfg(test)]
 mod tests {

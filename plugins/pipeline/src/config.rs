@@ -6,6 +6,7 @@ use tollgate_ratelimit::{RateLimits, RawRateLimitConfig};
 
 use crate::header_rules::{HeaderRules, RawHeaderRules};
 use crate::local_replies::{LocalReplies, RawLocalReply};
+use crate::trace::{RawTrace, TraceConfig};
 use crate::Pipeline;
 
 /// The filter configuration exactly as the operator writes it (JSON). Every field is optional; an unknown
@@ -32,6 +33,9 @@ pub struct RawConfig {
     /// The OpenAI-compatible AI gateway (providers, model routes, limits); absent means no AI routes.
     #[serde(default)]
     pub ai: Option<RawAiConfig>,
+    /// The decision trace (filter state for the access log, a header for trusted callers); off by default.
+    #[serde(default)]
+    pub trace: RawTrace,
 }
 
 impl Pipeline {
@@ -71,6 +75,7 @@ impl TryFrom<RawConfig> for Pipeline {
                 .transpose()?
                 .filter(|r| !r.is_empty()),
             ai: raw.ai.map(|ai| Ai::compile(ai, &root.field("ai"))).transpose()?,
+            trace: TraceConfig::compile(raw.trace, &root.field("trace"))?,
         })
     }
 }

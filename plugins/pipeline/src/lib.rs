@@ -20,6 +20,8 @@ mod config;
 mod header_rules;
 mod limits;
 mod local_replies;
+pub mod reasons;
+pub mod trace;
 
 pub use chain::{BackgroundCall, Pipeline, Stream, USAGE_REPORT_ERRORS, USAGE_REPORT_PURPOSE};
 pub use config::RawConfig;

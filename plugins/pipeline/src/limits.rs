@@ -107,6 +107,11 @@ impl LimitState {
     pub fn is_asking(&self) -> bool {
         self.asking.is_some()
     }
+
+    /// The global rule whose answer the stream waits for.
+    pub fn asking_rule(&self) -> Option<&str> {
+        self.asking.as_ref().map(GlobalCheck::rule)
+    }
 }
 
 /// Decides a request from its head alone, or (`defer`) keeps what the body decision will need.

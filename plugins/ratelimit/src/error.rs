@@ -1,4 +1,40 @@
-use tollgate_core::LocalReply;
+use tollgate_core::{LocalReply, Reason};
+
+/// Every reason code a rate-limit refusal carries.
+pub const REASONS: &[Reason] = &[
+    Reason {
+        code: "rate_limited",
+        status: 429,
+        meaning:
+            "a request rule (local or global) has no room for this request, or is too contended to decide",
+        action: "wait Retry-After seconds; RateLimit-Policy names the rule and its quota",
+    },
+    Reason {
+        code: "token_limit",
+        status: 429,
+        meaning: "a token rule cannot hold this request's estimate (prompt plus max_tokens)",
+        action:
+            "wait Retry-After seconds, or ask for fewer max_tokens; the message says how many tokens are left",
+    },
+    Reason {
+        code: "budget_exceeded",
+        status: 429,
+        meaning: "a currency budget cannot hold what this request may cost",
+        action: "wait for the next budget window, or raise the budget in ratelimit.rules",
+    },
+    Reason {
+        code: "model_not_priced",
+        status: 403,
+        meaning: "a budget applies but ratelimit.prices has no price for the requested model",
+        action: "operator: add the model (or a \"*\" entry) to ratelimit.prices.models",
+    },
+    Reason {
+        code: "rate_limit_service_unavailable",
+        status: 503,
+        meaning: "a fail-closed global rule got no answer from the rate limit service in time",
+        action: "retry; operator: check the service and ratelimit.service.cluster, or timeout_ms",
+    },
+];
 
 /// Why a request was refused. Every variant names the rule, so an operator can find it in the config.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +109,44 @@ impl RateLimitError {
         }
     }
 
+    /// Every variant, one of each, so tests can hold the codes against `REASONS`.
+    #[cfg(test)]
+    pub(crate) fn samples() -> Vec<RateLimitError> {
+        let rule = || "r".to_string();
+        let all = vec![
+            RateLimitError::Requests { rule: rule(), limit: 1, per: "minute" },
+            RateLimitError::Tokens { rule: rule(), wanted: 2, left: 1, limit: 1, per: "hour" },
+            RateLimitError::Budget {
+                rule: rule(),
+                wanted: "2".into(),
+                left: "1".into(),
+                limit: "1".into(),
+                per: "day",
+            },
+            RateLimitError::Unpriced { rule: rule(), model: "m".into() },
+            RateLimitError::Global { rule: rule() },
+            RateLimitError::GlobalTokens { rule: rule(), wanted: 1 },
+            RateLimitError::ServiceUnavailable { rule: rule() },
+            RateLimitError::Contended { rule: rule() },
+            RateLimitError::KeySpaceFull { rule: rule() },
+        ];
+        // A new variant must be added above: this match has no catch-all.
+        for error in &all {
+            match error {
+                RateLimitError::Requests { .. }
+                | RateLimitError::Tokens { .. }
+                | RateLimitError::Budget { .. }
+                | RateLimitError::Unpriced { .. }
+                | RateLimitError::Global { .. }
+                | RateLimitError::GlobalTokens { .. }
+                | RateLimitError::ServiceUnavailable { .. }
+                | RateLimitError::Contended { .. }
+                | RateLimitError::KeySpaceFull { .. } => {}
+            }
+        }
+        all
+    }
+
     /// The reply: OpenAI-shaped JSON, plus `Retry-After` (seconds) and any rate-limit header fields.
     pub fn reply(&self, retry_after: Option<u64>, headers: Vec<(String, String)>) -> LocalReply {
         let mut reply = LocalReply::error(self.status(), self.kind(), self.code(), &self.to_string());
@@ -81,5 +155,28 @@ impl RateLimitError {
         }
         reply.headers.extend(headers);
         reply
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_names_a_documented_reason_with_its_status() {
+        for error in RateLimitError::samples() {
+            let reason = REASONS.iter().find(|r| r.code == error.code());
+            let reason = reason.unwrap_or_else(|| panic!("{:?} is not in REASONS", error.code()));
+            assert_eq!(reason.status, error.status(), "{error:?}");
+            let reply = error.reply(Some(1), Vec::new());
+            assert_eq!(reply.reason(), Some(error.code()));
+        }
+        for reason in REASONS {
+            assert!(
+                RateLimitError::samples().iter().any(|e| e.code() == reason.code),
+                "{} is never produced",
+                reason.code
+            );
+        }
     }
 }

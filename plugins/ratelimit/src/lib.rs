@@ -38,7 +38,7 @@ pub use config::{
     RawHeaderKey, RawKeyPart, RawRateLimitConfig, RawRule, DEFAULT_MAX_KEYS, DEFAULT_MAX_TOKENS,
 };
 pub use decision::{Decision, QuotaStatus};
-pub use error::RateLimitError;
+pub use error::{RateLimitError, REASONS};
 /// The rate limit service's messages (`envoy.service.ratelimit.v3`), for tests and mock services.
 pub use global::proto as rls;
 pub use global::{GlobalAnswer, GlobalCheck, RawService, DEFAULT_DOMAIN, DEFAULT_TIMEOUT_MS};

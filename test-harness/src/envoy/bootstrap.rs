@@ -60,6 +60,8 @@ pub(crate) struct Bootstrap<'a> {
     pub clusters: &'a [(String, SocketAddr)],
     /// Names of clusters spoken to over HTTP/2.
     pub http2_clusters: &'a [String],
+    /// Where the listener's access log goes.
+    pub access_log_path: &'a Path,
     /// Route to the cluster this request header names (`cluster_header`) instead of [`UPSTREAM_CLUSTER`].
     pub cluster_header: Option<&'a str>,
 }
@@ -105,6 +107,7 @@ impl Bootstrap<'_> {
             BOOTSTRAP,
             &[
                 ("node_id", quoted(self.node_id)),
+                ("access_log_path", quoted(&self.access_log_path.to_string_lossy())),
                 ("listener_name", quoted(LISTENER_NAME)),
                 ("wasm_filter", wasm_filter),
                 ("route", route),
@@ -176,6 +179,7 @@ mod tests {
         let clusters = upstream();
         let yaml = Bootstrap {
             node_id: "n1",
+            access_log_path: Path::new("/tmp/access.log"),
             filter: Some(WasmFilter { config_json: config, wasm_path: &wasm, runtime: &Runtime::V8 }),
             clusters: &clusters,
             http2_clusters: &[],
@@ -195,6 +199,7 @@ mod tests {
         let clusters = upstream();
         let yaml = Bootstrap {
             node_id: "n2",
+            access_log_path: Path::new("/tmp/access.log"),
             filter: None,
             clusters: &clusters,
             http2_clusters: &[],
@@ -219,6 +224,7 @@ mod tests {
         let http2 = ["rls".to_owned()];
         let yaml = Bootstrap {
             node_id: "n4",
+            access_log_path: Path::new("/tmp/access.log"),
             filter: None,
             clusters: &clusters,
             http2_clusters: &http2,
@@ -237,6 +243,7 @@ mod tests {
         let header = Some("x-tollgate-cluster");
         let yaml = Bootstrap {
             node_id: "n3",
+            access_log_path: Path::new("/tmp/access.log"),
             filter: None,
             clusters: &clusters,
             http2_clusters: &[],

@@ -11,6 +11,8 @@ use super::process::EnvoyProcess;
 use super::{admin, envoy_binary, instance_id, io_error, read_log, Envoy, EnvoyBuilder, StartError};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
+/// The listener's access log, in the Envoy's directory.
+pub(crate) const ACCESS_LOG: &str = "access.log";
 
 pub(super) fn start(builder: EnvoyBuilder) -> Result<Envoy, StartError> {
     let binary = envoy_binary()?;
@@ -26,9 +28,11 @@ pub(super) fn start(builder: EnvoyBuilder) -> Result<Envoy, StartError> {
     let bootstrap_path = dir.path().join("envoy.yaml");
     let log_path = dir.path().join("envoy.log");
     let admin_path = dir.path().join("admin-address.txt");
+    let access_log_path = dir.path().join(ACCESS_LOG);
 
     let yaml = Bootstrap {
         node_id: &id,
+        access_log_path: &access_log_path,
         filter: match (&builder.filter_config, &wasm) {
             (Some(config_json), Some(wasm_path)) => {
                 Some(WasmFilter { config_json, wasm_path, runtime: &builder.runtime })
@@ -53,6 +57,9 @@ pub(super) fn start(builder: EnvoyBuilder) -> Result<Envoy, StartError> {
         .arg(builder.concurrency.to_string())
         // Envoy picks a free hot-restart base id itself, so parallel Envoys never share shared memory.
         .arg("--use-dynamic-base-id")
+        // Access log lines reach the file within a fifth of a second rather than Envoy's default 10 s.
+        .arg("--file-flush-interval-msec")
+        .arg("200")
         .arg("--admin-address-path")
         .arg(&admin_path)
         .arg("-l")

@@ -98,6 +98,11 @@ impl Vm {
             complete,
             calls,
             logs: state.logs.get(stream.log_start..).unwrap_or_default().to_vec(),
+            filter_state: stream
+                .filter_state
+                .iter()
+                .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+                .collect(),
         }
     }
 }

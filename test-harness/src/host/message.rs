@@ -178,6 +178,8 @@ pub struct Exchange {
     pub calls: Vec<super::OutboundCall>,
     /// Guest log lines produced while this exchange ran.
     pub logs: Vec<super::LogLine>,
+    /// What the guest set as filter state (`wasm.<path>`), read as text.
+    pub filter_state: std::collections::BTreeMap<String, String>,
 }
 
 /// Header-like fields in JSON: a list of `[name, value]` pairs (order and repeats kept) or, more

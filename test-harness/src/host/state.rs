@@ -83,6 +83,8 @@ pub(crate) struct StreamState {
     pub request: Direction,
     pub response: Direction,
     pub properties: Properties,
+    /// What the guest set with `proxy_set_property`, as Envoy names it in filter state (`wasm.<path>`).
+    pub filter_state: BTreeMap<String, Vec<u8>>,
     pub local_reply: Option<LocalReply>,
     pub local_reply_details: Option<String>,
     /// The response going downstream is the filter's local reply, not the upstream's.

@@ -114,7 +114,7 @@ fn an_undeclared_subject_has_no_group_and_is_counted_per_provider() {
     );
     assert_eq!(host.metric("tollgate_auth.jwt.corp.allowed"), 1);
     let error = denied(decide(&bearer("/gold/x", &token), &host));
-    assert_eq!((error.status(), error.code()), (403, "forbidden_route"));
+    assert_eq!((error.status(), error.code()), (403, "consumer_not_allowed"));
 }
 
 #[test]

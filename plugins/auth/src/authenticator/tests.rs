@@ -187,7 +187,7 @@ fn group_and_consumer_rules_give_403() {
         AuthDecision::Allow(_)
     ));
     let error = denied(auth.authenticate(&post("/gold/x", &[("x-api-key", BOB)]), host.ports()));
-    assert_eq!((error.status(), error.code()), (403, "forbidden_route"));
+    assert_eq!((error.status(), error.code()), (403, "consumer_not_allowed"));
     assert_eq!(error.to_string(), "consumer bob may not use this route");
     assert!(matches!(
         auth.authenticate(&post("/bob/x", &[("x-api-key", BOB)]), host.ports()),
@@ -232,7 +232,7 @@ fn key_route_scopes_are_checked_at_header_time() {
     assert!(matches!(auth.authenticate(&ok, host.ports()), AuthDecision::Allow(_)));
     let error =
         denied(auth.authenticate(&post("/v1/embeddings", &[("x-api-key", ALICE_CHAT)]), host.ports()));
-    assert_eq!((error.status(), error.code()), (403, "forbidden_route"));
+    assert_eq!((error.status(), error.code()), (403, "key_scope_route"));
     assert_eq!(error.to_string(), "API key k-alice-chat is not allowed on this route");
     let sneaky = post("/v1/chat/../embeddings", &[("x-api-key", ALICE_CHAT)]);
     assert!(matches!(denied(auth.authenticate(&sneaky, host.ports())), AuthError::KeyRouteScope { .. }));
@@ -248,7 +248,7 @@ fn model_scopes_are_checked_once_the_body_is_known() {
     assert!(!scoped.may_use_model("gpt-4o-mini"));
     assert!(auth.check_model(&scoped, "gpt-4o", host.ports()).is_ok());
     let error = auth.check_model(&scoped, "o1-preview", host.ports()).unwrap_err();
-    assert_eq!((error.status(), error.code()), (403, "forbidden_model"));
+    assert_eq!((error.status(), error.code()), (403, "key_scope_model"));
     assert_eq!(error.to_string(), r#"API key k-alice-chat may not use model "o1-preview""#);
     assert_eq!(host.metric(FORBIDDEN), 1);
     assert_eq!(host.metric("tollgate_auth.consumer.alice.forbidden"), 1);

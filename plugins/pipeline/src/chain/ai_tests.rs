@@ -184,7 +184,7 @@ fn a_model_scoped_key_is_refused_by_auth_before_any_translation() {
     assert_eq!(pipeline.on_request_headers(&mut stream, &head, host.ports()), Verdict::AwaitBody);
     let (status, body) =
         reply(pipeline.on_request_body(&mut stream, &chat("claude-sonnet", false), true, host.ports()));
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden_model")));
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("key_scope_model")));
     assert_eq!(host.metric("tollgate_ai_errors.provider.none.model.none.consumer.bob"), 0);
 }
 

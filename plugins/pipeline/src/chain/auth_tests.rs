@@ -175,7 +175,7 @@ fn a_model_scoped_key_is_judged_on_the_model_its_body_names() {
         panic!("expected a 403");
     };
     let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
-    assert_eq!((reply.status, body["error"]["code"].as_str()), (403, Some("forbidden_model")));
+    assert_eq!((reply.status, body["error"]["code"].as_str()), (403, Some("key_scope_model")));
     assert_eq!(host.metric("tollgate_auth_forbidden_total"), 1);
 
     // No model named (or not JSON): nothing to refuse.
@@ -196,4 +196,94 @@ fn keys_without_a_model_scope_do_not_wait_for_the_body() {
     assert!(!pipeline.reads_request_body(&stream), "the filter need not copy the body out");
     assert!(!pipeline.reads_response_body(&stream));
     assert_eq!(pipeline.on_request_body(&mut stream, b"{}", true, host.ports()), BodyVerdict::pass());
+}
+
+fn ip_pipeline(client_address: serde_json::Value) -> Pipeline {
+    let mut auth = serde_json::json!({
+        "consumers": [{"name": "alice", "group": "readers", "api_keys": [{"id": "k1", "sha256": alice_hash()}]}],
+        "routes": [{
+            "path_prefix": "/internal/", "ip": {"allow": ["10.0.0.0/8"], "deny": ["10.6.0.0/16"]},
+            "consumer_methods": [{"groups": ["readers"], "methods": ["GET"]}]
+        }]
+    });
+    if !client_address.is_null() {
+        auth["client_address"] = client_address;
+    }
+    let config = serde_json::json!({ "auth": auth });
+    Pipeline::from_json(config.to_string().as_bytes()).unwrap()
+}
+
+#[test]
+fn ip_rules_on_the_source_address_make_the_filter_hand_it_over() {
+    assert!(ip_pipeline(serde_json::Value::Null).wants_source_address());
+    let xff = ip_pipeline(serde_json::json!({"from": "x_forwarded_for", "trusted_hops": 1}));
+    assert!(!xff.wants_source_address());
+    assert!(!pipeline().wants_source_address());
+}
+
+#[test]
+fn the_source_address_reaches_auth_and_an_outside_one_gets_403_ip_denied() {
+    let (pipeline, host) = (ip_pipeline(serde_json::Value::Null), MemoryHost::default());
+    let key = format!("Bearer {ALICE_KEY}");
+    let request = head("/internal/stats", &[("authorization", &key)]);
+
+    let mut inside = pipeline.stream();
+    pipeline.set_source_address(&mut inside, "10.1.2.3:40000");
+    let headers =
+        upstream_headers(pipeline.on_request_headers(&mut inside, &request, host.ports()), &request);
+    assert_eq!(headers.get("x-tollgate-consumer"), Some("alice"));
+
+    let mut outside = pipeline.stream();
+    pipeline.set_source_address(&mut outside, "[2001:db8::1]:443");
+    let (status, body) = reply_status(&pipeline.on_request_headers(&mut outside, &request, host.ports()));
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "ip_denied");
+    assert_eq!(body["error"]["type"], "permission_error");
+    assert!(!body["error"]["message"].as_str().unwrap_or_default().contains("10.0.0.0"));
+
+    // No address handed over at all: refused, not let through.
+    let mut unknown = pipeline.stream();
+    let no_key = head("/internal/stats", &[]);
+    let (status, body) = reply_status(&pipeline.on_request_headers(&mut unknown, &no_key, host.ports()));
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("ip_denied")));
+    assert_eq!(host.metric("tollgate_auth_ip_denied_total"), 2);
+}
+
+#[test]
+fn forwarded_for_addresses_are_judged_without_the_source() {
+    let pipeline = ip_pipeline(serde_json::json!({"from": "x_forwarded_for", "trusted_hops": 2}));
+    let host = MemoryHost::default();
+    let key = format!("Bearer {ALICE_KEY}");
+    let spoofed =
+        head("/internal/", &[("authorization", &key), ("x-forwarded-for", "10.1.1.1, 192.0.2.4, 10.0.0.9")]);
+    let (status, body) =
+        reply_status(&pipeline.on_request_headers(&mut pipeline.stream(), &spoofed, host.ports()));
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("ip_denied")));
+    let ok =
+        head("/internal/", &[("authorization", &key), ("x-forwarded-for", "192.0.2.4, 10.1.1.1, 10.0.0.9")]);
+    assert!(matches!(
+        pipeline.on_request_headers(&mut pipeline.stream(), &ok, host.ports()),
+        Verdict::Continue(_)
+    ));
+}
+
+#[test]
+fn a_consumer_limited_to_other_methods_gets_403() {
+    let (pipeline, host) = (ip_pipeline(serde_json::Value::Null), MemoryHost::default());
+    let mut stream = pipeline.stream();
+    pipeline.set_source_address(&mut stream, "10.1.2.3:40000");
+    let key = format!("Bearer {ALICE_KEY}");
+    let request =
+        RequestHead::from_pairs([(":method", "POST"), (":path", "/internal/x"), ("authorization", &key)]);
+    let (status, body) = reply_status(&pipeline.on_request_headers(&mut stream, &request, host.ports()));
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("method_not_allowed_for_consumer")));
+    assert_eq!(host.metric("tollgate_auth_method_denied_total"), 1);
+}
+
+#[test]
+fn ip_rule_errors_name_their_path() {
+    let config =
+        serde_json::json!({"auth": {"routes": [{"path_prefix": "/", "ip": {"deny": ["10.0.0.0/33"]}}]}});
+    let err = Pipeline::from_json(config.to_string().as_bytes()).unwrap_err().to_string();
+    assert_eq!(err, r#"auth.routes[0].ip.deny[0]: "10.0.0.0/33" is not an IP address or CIDR"#);
 }

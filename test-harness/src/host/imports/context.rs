@@ -88,7 +88,11 @@ pub(super) fn register(r: &mut Registry<'_>) -> wasmtime::Result<()> {
                 let value = memory::read(&mut c, ptr, len)?;
                 let state = c.data_mut();
                 match state.effective_stream() {
-                    Some(stream) => stream.properties.set_path(path, value),
+                    Some(stream) => {
+                        // Envoy keeps what a stream sets as filter state under `wasm.<path>`.
+                        stream.filter_state.insert(format!("wasm.{}", path.join(".")), value.clone());
+                        stream.properties.set_path(path, value)
+                    }
                     None => state.properties.set_path(path, value),
                 }
                 Ok(())

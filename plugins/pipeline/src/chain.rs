@@ -190,8 +190,12 @@ impl Pipeline {
         if let Some(code) = reply.reason() {
             ports.metrics.increment(&denial_metric(code, consumer), 1);
         }
-        let outcome = reply.reason().map_or_else(|| reply.status.to_string(), str::to_string);
-        self.note(stream, |_| format!("{step}:deny {outcome}"));
+        // A reply without a reason is an answer, not a refusal (the gateway's model list, a configured reply).
+        let outcome = match reply.reason() {
+            Some(code) => format!("deny {code}"),
+            None => format!("reply {}", reply.status),
+        };
+        self.note(stream, |_| format!("{step}:{outcome}"));
         if self.trace.enabled && self.trace.trusts(self.consumer(stream)) {
             reply.headers.push((TRACE_HEADER.to_string(), stream.trace.render()));
         }

@@ -111,3 +111,31 @@ fn tracing_is_off_by_default_and_a_header_needs_it_on() {
     let error = Pipeline::from_json(config.to_string().as_bytes()).unwrap_err().to_string();
     assert_eq!(error, "trace.enabled: must be true for header_for_consumers or header_for_groups");
 }
+
+#[test]
+fn an_answer_that_is_not_a_refusal_is_traced_as_a_reply() {
+    use sha2::{Digest, Sha256};
+    let config = json!({
+        "auth": {"consumers": [{"name": "alice", "api_keys": [{"id": "a1", "sha256": hex::encode(Sha256::digest(ALICE))}]}]},
+        "ai": {"providers": [{"name": "oai", "kind": "openai", "cluster": "c", "api_key": "sk-secret"}],
+               "models": [{"name": "gpt-4o", "provider": "oai"}]},
+        "trace": {"enabled": true}
+    });
+    let pipeline = Pipeline::from_json(config.to_string().as_bytes()).unwrap();
+    let host = MemoryHost::default();
+    let mut stream = pipeline.stream();
+    let head = RequestHead::from_pairs([
+        (":method", "GET"),
+        (":path", "/v1/models"),
+        ("authorization", &format!("Bearer {ALICE}")),
+    ]);
+    let Verdict::Respond(reply) = pipeline.on_request_headers(&mut stream, &head, host.ports()) else {
+        panic!("the gateway lists the models itself");
+    };
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        pipeline.take_trace_update(&mut stream).as_deref(),
+        Some("auth:allow consumer=alice; ai:reply 200")
+    );
+    assert_eq!(reply.reason(), None, "an answer, not a refusal: no reason code, not counted as a denial");
+}

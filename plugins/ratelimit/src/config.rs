@@ -15,6 +15,9 @@ use crate::window::{Period, NANOS_PER_SEC};
 pub const DEFAULT_MAX_TOKENS: u64 = 4_096;
 pub const DEFAULT_MAX_KEYS: u32 = 1_024;
 const MAX_MAX_KEYS: u32 = 65_536;
+/// Request headers whose values are secrets (lower case).
+const CREDENTIAL_HEADERS: &[&str] =
+    &["authorization", "proxy-authorization", "x-api-key", "api-key", "cookie"];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,6 +141,19 @@ fn compile_rule(raw: RawRule, service: Option<&Service>, at: &ConfigPath) -> Res
         .enumerate()
         .map(|(j, part)| compile_key_part(part, &routes, &at.field("key").index(j)))
         .collect::<Result<Vec<_>, _>>()?;
+    // A global rule sends its key's values to the rate limit service (and its store) as they are: a header
+    // that carries credentials must not become one. Local rules only keep a hash.
+    if global {
+        for (j, part) in key.iter().enumerate() {
+            if let KeyPart::Header(name) = part {
+                if CREDENTIAL_HEADERS.contains(&name.as_str()) {
+                    return Err(at.field("key").index(j).field("header").error(format!(
+                        "{name} carries credentials, which a global rule would send to the rate limit service; key by consumer instead"
+                    )));
+                }
+            }
+        }
+    }
     let max_keys = match raw.max_keys {
         Some(n) if n == 0 || n > MAX_MAX_KEYS => {
             return Err(at.field("max_keys").error(format!("must be 1 to {MAX_MAX_KEYS}")));

@@ -25,6 +25,8 @@ use tollgate_harness::upstream::EchoUpstream;
 const WAIT: Duration = Duration::from_secs(5);
 const RLS_CLUSTER: &str = "ratelimit";
 const CLUSTER_HEADER: &str = "x-tollgate-cluster";
+/// Usage reports the rate limit service answered.
+const REPORTS_TAKEN: &str = "wasmcustom.tollgate_ratelimit_usage_reports_total";
 
 fn rls_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tollgate-rls"))
@@ -143,16 +145,23 @@ fn a_global_token_rule_counts_prompt_first_and_the_rest_after_the_response() -> 
     let used = usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap();
 
     // The rest of the usage leaves from the root context on its next tick.
-    let rest = used.saturating_sub(estimate);
-    if rest > 0 {
-        envoy.wait_for_counter(&stat("fleet-tokens", "tokens_reported"), rest, WAIT)?;
-    }
+    // Waits until the service has taken every report so far, so the next question sees them counted.
+    let mut reports = 0;
+    let mut reported = |used: u64| -> Result<()> {
+        if used > estimate {
+            reports += 1;
+            envoy.wait_for_counter(REPORTS_TAKEN, reports, WAIT)?;
+        }
+        Ok(())
+    };
+    reported(used)?;
+    assert_eq!(counter(&envoy, "fleet-tokens", "tokens_reported"), used.saturating_sub(estimate));
     let charged = estimate.max(used);
     // Prompts keep being admitted while they fit, then the service refuses before the provider is asked.
     let mut total = charged;
     let mut forwarded_count = 1;
     loop {
-        let next = envoy.post_json("/v1/chat/completions", &[], &chat(1))?;
+        let next = envoy.post_json("/v1/chat/completions", &[], &body)?;
         if total + estimate > limit {
             assert_eq!(next.status, 429, "{next:?} (charged {total} of {limit})");
             assert_eq!(next.openai_error()?, ("rate_limit_error".into(), "token_limit".into()));
@@ -162,9 +171,7 @@ fn a_global_token_rule_counts_prompt_first_and_the_rest_after_the_response() -> 
         forwarded_count += 1;
         let usage = &next.json()?["usage"];
         let used = usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap();
-        let expected_reports =
-            counter(&envoy, "fleet-tokens", "tokens_reported") + used.saturating_sub(estimate);
-        envoy.wait_for_counter(&stat("fleet-tokens", "tokens_reported"), expected_reports, WAIT)?;
+        reported(used)?;
         total += estimate.max(used);
     }
     assert_eq!(mock.received().len(), forwarded_count, "the refused request never reached the provider");

@@ -22,6 +22,8 @@ pub const REQUESTS_TOTAL: &str = "tollgate_requests_total";
 pub const LOCAL_REPLIES_TOTAL: &str = "tollgate_local_replies_total";
 /// Counter of usage reports the rate limit service did not take (the fleet's token count is low by them).
 pub const USAGE_REPORT_ERRORS: &str = "tollgate_ratelimit_usage_report_errors_total";
+/// Counter of usage reports the rate limit service took.
+pub const USAGE_REPORTS: &str = "tollgate_ratelimit_usage_reports_total";
 /// Counter of refusals, per reason code and consumer: `tollgate_denied.reason.<code>.consumer.<name>`.
 pub fn denial_metric(code: &str, consumer: Option<&str>) -> String {
     let segment = |name: &str| -> String {
@@ -324,9 +326,8 @@ impl Pipeline {
     /// A background call answered (or failed).
     pub fn on_background_response(&self, purpose: &str, outcome: &CallOutcome, ports: Ports<'_>) {
         if purpose == USAGE_REPORT_PURPOSE {
-            if outcome.ok_body().is_none() {
-                ports.metrics.increment(USAGE_REPORT_ERRORS, 1);
-            }
+            let counter = if outcome.ok_body().is_some() { USAGE_REPORTS } else { USAGE_REPORT_ERRORS };
+            ports.metrics.increment(counter, 1);
             return;
         }
         if let (Some(auth), Some(provider)) = (&self.auth, purpose.strip_prefix(JWKS_PURPOSE)) {

@@ -23,5 +23,5 @@ mod local_replies;
 pub mod reasons;
 pub mod trace;
 
-pub use chain::{BackgroundCall, Pipeline, Stream, USAGE_REPORT_ERRORS, USAGE_REPORT_PURPOSE};
+pub use chain::{BackgroundCall, Pipeline, Stream, USAGE_REPORTS, USAGE_REPORT_ERRORS, USAGE_REPORT_PURPOSE};
 pub use config::RawConfig;

@@ -120,3 +120,29 @@ fn each_refusal_names_its_reason_to_the_client_and_in_the_access_log() -> Result
     assert_eq!(stat("rate_limited.consumer.alice"), Some(1));
     Ok(())
 }
+
+#[test]
+fn behind_a_trusted_proxy_the_client_address_comes_from_x_forwarded_for() -> Result<()> {
+    let upstream = EchoUpstream::start()?;
+    let config = json!({
+        "auth": {
+            "client_address": {"from": "x_forwarded_for", "trusted_hops": 1},
+            "routes": [{"path_prefix": "/", "require": "none", "ip": {"allow": ["10.0.0.0/8"], "deny": ["10.6.0.0/16"]}}]
+        },
+        "trace": {"enabled": true}
+    });
+    let envoy = Envoy::builder(config.to_string()).upstream(upstream.addr()).start()?;
+    let from = |xff: &str| envoy.get("/inventory", &[("x-forwarded-for", xff)]).unwrap();
+    // The entry the trusted proxy appended (the rightmost) decides.
+    assert_eq!(from("10.1.2.3").status, 200);
+    assert_eq!(from("203.0.113.9, 10.1.2.3").status, 200, "entries left of it are the client's to invent");
+    // A client that prepends an allowed address gets nowhere: the proxy's entry is its real one.
+    assert_refused(&from("10.1.2.3, 203.0.113.9"), 403, "ip_denied")?;
+    assert_refused(&from("10.6.0.1"), 403, "ip_denied")?;
+    // Without the header the address is unknown, and IP rules fail closed.
+    assert_refused(&envoy.get("/inventory", &[])?, 403, "ip_denied")?;
+    let line = access_log_line(&envoy, "trace=auth:deny ip_denied")?;
+    assert!(line.contains(" 403 reason=ip_denied "), "{line}");
+    assert_eq!(upstream.received().len(), 2);
+    Ok(())
+}

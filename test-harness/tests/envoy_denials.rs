@@ -116,8 +116,9 @@ fn each_refusal_names_its_reason_to_the_client_and_in_the_access_log() -> Result
     assert_eq!(write.header("x-tollgate-trace"), None);
 
     let stat = |name: &str| envoy.counter(&format!("wasmcustom.tollgate_denied.reason.{name}")).unwrap();
-    assert_eq!(stat("missing_credentials.consumer.anonymous"), Some(1));
-    assert_eq!(stat("rate_limited.consumer.alice"), Some(1));
+    assert_eq!(stat("missing_credentials.route._api.consumer.anonymous"), Some(1));
+    assert_eq!(stat("rate_limited.route._api.consumer.alice"), Some(1));
+    assert_eq!(stat("ip_denied.route._internal.consumer.anonymous"), Some(1));
     Ok(())
 }
 

@@ -144,6 +144,12 @@ impl Auth {
         decision
     }
 
+    /// The `path_prefix` of the auth route this request meets (`/` when none matches): operator-written, so a
+    /// bounded label for per-route metrics.
+    pub fn route_of(&self, head: &RequestHead) -> &str {
+        self.routes.prefix_for(&head.method, &canonical_path(head.path_only()))
+    }
+
     /// Whether some route's IP rules read Envoy's peer address, which the caller must then pass in.
     pub fn wants_source_address(&self) -> bool {
         self.client_address == ClientAddress::Source && self.routes.have_ip_rules()

@@ -214,6 +214,11 @@ impl Routes {
         self.rules.iter().find(|r| r.matches(method, path)).unwrap_or(&self.fallback)
     }
 
+    /// The path prefix of the rule a request meets (`/` for the fallback): a bounded label for metrics.
+    pub fn prefix_for(&self, method: &str, path: &str) -> &str {
+        &self.find(method, path).prefix
+    }
+
     pub fn have_ip_rules(&self) -> bool {
         self.rules.iter().any(|r| r.ip.is_some())
     }

@@ -24,14 +24,21 @@ pub const LOCAL_REPLIES_TOTAL: &str = "tollgate_local_replies_total";
 pub const USAGE_REPORT_ERRORS: &str = "tollgate_ratelimit_usage_report_errors_total";
 /// Counter of usage reports the rate limit service took.
 pub const USAGE_REPORTS: &str = "tollgate_ratelimit_usage_reports_total";
-/// Counter of refusals, per reason code and consumer: `tollgate_denied.reason.<code>.consumer.<name>`.
-pub fn denial_metric(code: &str, consumer: Option<&str>) -> String {
+/// Counter of refusals per reason code, auth route and consumer:
+/// `tollgate_denied.reason.<code>.route.<path_prefix>.consumer.<name>`. The route is the `path_prefix` of the
+/// auth route the request met, with `/` written as `_` (`/v1/chat` → `_v1_chat`; `all` without auth).
+pub fn denial_metric(code: &str, route: Option<&str>, consumer: Option<&str>) -> String {
     let segment = |name: &str| -> String {
         name.chars()
             .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
             .collect()
     };
-    format!("tollgate_denied.reason.{}.consumer.{}", segment(code), segment(consumer.unwrap_or("anonymous")))
+    format!(
+        "tollgate_denied.reason.{}.route.{}.consumer.{}",
+        segment(code),
+        segment(route.unwrap_or("all")),
+        segment(consumer.unwrap_or("anonymous"))
+    )
 }
 
 /// How long a usage report may wait in the filter's outbox.
@@ -85,6 +92,8 @@ pub struct Stream {
     held_body: Option<(HeaderEdits, Vec<u8>)>,
     /// What each step decided, when tracing is on.
     trace: Trace,
+    /// The auth route the request met (its `path_prefix`), for per-route denial metrics.
+    route: Option<String>,
 }
 
 impl Pipeline {
@@ -109,6 +118,7 @@ impl Pipeline {
     fn decide_head(&self, stream: &mut Stream, head: &RequestHead, ports: Ports<'_>) -> Verdict {
         let mut edits = self.upstream_headers.edits().clone();
         if let Some(auth) = &self.auth {
+            stream.route = Some(auth.route_of(head).to_string());
             match authentication::authenticate(auth, &mut stream.auth, head, ports) {
                 // Auth's edits come last: operator config cannot undo credential stripping or re-add a
                 // client's consumer header.
@@ -190,7 +200,7 @@ impl Pipeline {
         stream.replied_locally = true;
         let consumer = self.consumer(stream).map(|c| c.name.as_str());
         if let Some(code) = reply.reason() {
-            ports.metrics.increment(&denial_metric(code, consumer), 1);
+            ports.metrics.increment(&denial_metric(code, stream.route.as_deref(), consumer), 1);
         }
         // A reply without a reason is an answer, not a refusal (the gateway's model list, a configured reply).
         let outcome = match reply.reason() {

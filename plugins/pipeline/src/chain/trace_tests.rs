@@ -74,7 +74,7 @@ fn a_refusal_traces_its_step_and_reason_and_is_counted() {
     assert_eq!(reply.reason(), Some("rate_limited"));
     let trace = header(&reply.headers, "x-tollgate-trace");
     assert_eq!(trace.as_deref(), Some("auth:allow consumer=alice; ratelimit:deny rate_limited"));
-    assert_eq!(host.metric("tollgate_denied.reason.rate_limited.consumer.alice"), 1);
+    assert_eq!(host.metric("tollgate_denied.reason.rate_limited.route._.consumer.alice"), 1);
 
     let mut anonymous = pipeline.stream();
     let Verdict::Respond(reply) = pipeline.on_request_headers(&mut anonymous, &get(None), host.ports())
@@ -84,7 +84,7 @@ fn a_refusal_traces_its_step_and_reason_and_is_counted() {
     assert_eq!((reply.status, reply.reason()), (401, Some("missing_credentials")));
     assert_eq!(header(&reply.headers, "x-tollgate-trace"), None, "an unknown caller never gets the trace");
     assert_eq!(pipeline.take_trace_update(&mut anonymous).as_deref(), Some("auth:deny missing_credentials"));
-    assert_eq!(host.metric("tollgate_denied.reason.missing_credentials.consumer.anonymous"), 1);
+    assert_eq!(host.metric("tollgate_denied.reason.missing_credentials.route._.consumer.anonymous"), 1);
 }
 
 #[test]

@@ -91,8 +91,9 @@ cmd_build() {
   cargo build --release --target "$WASM_TARGET" -p tollgate -p tollgate-probe
   local took=$((SECONDS - start))
   mkdir -p "$DIST"
-  cp "target/$WASM_TARGET/release/tollgate.wasm" "$DIST/tollgate.wasm"
-  cp "target/$WASM_TARGET/release/tollgate_probe.wasm" "$DIST/tollgate-probe.wasm"
+  local out="${CARGO_TARGET_DIR:-target}/$WASM_TARGET/release"
+  cp "$out/tollgate.wasm" "$DIST/tollgate.wasm"
+  cp "$out/tollgate_probe.wasm" "$DIST/tollgate-probe.wasm"
   (cd "$DIST" && sha256sum tollgate.wasm > tollgate.wasm.sha256)
   local size
   size=$(stat -c %s "$DIST/tollgate.wasm")
@@ -154,14 +155,15 @@ cmd_demo() {
   DEMO_DIR="$(mktemp -d)"
   trap 'kill "${DEMO_PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DEMO_DIR"' EXIT
   trap 'exit 130' INT TERM
-  target/debug/tollgate-echo --port 9000 --quiet &
+  local bin="${CARGO_TARGET_DIR:-target}/debug"
+  "$bin/tollgate-echo" --port 9000 --quiet &
   DEMO_PIDS+=($!)
   # The fleet-wide limit's service: counters in a private Redis on a unix socket, limits in envoy/rls/limits.json.
   "${REDIS_SERVER:-redis-server}" --port 0 --unixsocket "$DEMO_DIR/redis.sock" --save "" --appendonly no \
     --loglevel warning &
   DEMO_PIDS+=($!)
   for _ in $(seq 1 50); do [[ -S "$DEMO_DIR/redis.sock" ]] && break; sleep 0.1; done
-  target/debug/tollgate-rls --listen 127.0.0.1:8081 --limits envoy/rls/limits.json \
+  "$bin/tollgate-rls" --listen 127.0.0.1:8081 --limits envoy/rls/limits.json \
     --redis "redis+unix://$DEMO_DIR/redis.sock" >/dev/null &
   DEMO_PIDS+=($!)
   "$ENVOY_BIN" -c envoy/envoy.yaml --concurrency 2 --use-dynamic-base-id \

@@ -41,8 +41,10 @@ pub const REASONS: &[Reason] = &[
     },
     Reason {
         code: "upstream_stream_truncated",
-        status: 502,
-        meaning: "the provider's stream ended before its final event",
+        status: 200,
+        meaning:
+            "the provider's stream ended before its final event; the stream's 200 was already sent, so the \
+                  code comes in a last SSE error event (before data: [DONE]), not in a header",
         action: "retry the request",
     },
     Reason {
@@ -197,9 +199,14 @@ mod tests {
         produced.push("method_not_allowed");
         for error in &samples {
             let reason = REASONS.iter().find(|r| r.code == error.reason()).unwrap();
-            if !matches!(error, AiError::Upstream { .. } | AiError::TooLarge { .. }) {
-                assert_eq!(reason.status, error.status(), "{error:?}");
-                assert_eq!(error.code(), Some(reason.code), "body code and reason agree");
+            match error {
+                AiError::Upstream { .. } | AiError::TooLarge { .. } => {}
+                // Only a stream can be cut short, and its 200 went to the client before.
+                AiError::TruncatedStream => assert_eq!(reason.status, 200),
+                _ => {
+                    assert_eq!(reason.status, error.status(), "{error:?}");
+                    assert_eq!(error.code(), Some(reason.code), "body code and reason agree");
+                }
             }
         }
         for reason in REASONS {

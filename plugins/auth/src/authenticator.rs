@@ -256,9 +256,10 @@ impl Auth {
         let mut rejection = None;
         for provider in self.issuers.candidates(&route.jwt_providers, token) {
             match self.jwt.verify(provider, token, ports) {
-                JwtVerdict::Valid(verified) => return self.admit_jwt(route, verified, head),
-                JwtVerdict::NeedsKeys(fetch) => return AuthDecision::NeedsKeys(fetch),
-                JwtVerdict::Rejected(r) => {
+                None => {}
+                Some(JwtVerdict::Valid(verified)) => return self.admit_jwt(route, verified, head),
+                Some(JwtVerdict::NeedsKeys(fetch)) => return AuthDecision::NeedsKeys(fetch),
+                Some(JwtVerdict::Rejected(r)) => {
                     rejection.get_or_insert(r);
                 }
             }

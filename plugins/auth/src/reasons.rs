@@ -118,12 +118,6 @@ pub const REASONS: &[Reason] = &[
         "the provider's remote JWKS has not been fetched yet or cannot be",
         "retry shortly; operator: check the JWKS cluster and URL",
     ),
-    reason(
-        "jwt_unknown_provider",
-        500,
-        "a route names a JWT provider the configuration lacks",
-        "operator: fix auth.routes[].jwt_providers",
-    ),
 ];
 
 #[cfg(test)]
@@ -147,7 +141,6 @@ mod tests {
             JwtRejection::MissingClaim("sub".into()),
             JwtRejection::BadConsumerClaim,
             JwtRejection::KeysUnavailable,
-            JwtRejection::UnknownProvider("p".into()),
         ];
         for rejection in &jwt {
             match rejection {
@@ -162,8 +155,7 @@ mod tests {
                 | JwtRejection::WrongAudience
                 | JwtRejection::MissingClaim(_)
                 | JwtRejection::BadConsumerClaim
-                | JwtRejection::KeysUnavailable
-                | JwtRejection::UnknownProvider(_) => {}
+                | JwtRejection::KeysUnavailable => {}
             }
         }
         let mut all = vec![

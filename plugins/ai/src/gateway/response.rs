@@ -5,7 +5,7 @@
 //! answer into chunks would be a second translation path for a provider misbehaving. A provider error
 //! answer to a stream request is an ordinary JSON error, as OpenAI itself sends it.
 
-use tollgate_core::{HeaderEdits, Ports, ResponseHead};
+use tollgate_core::{HeaderEdits, Ports, ResponseHead, REASON_HEADER};
 
 use super::metrics::{ERRORS, UPSTREAM_LATENCY_MS};
 use super::stream::{LiveStream, ResponseState};
@@ -150,7 +150,8 @@ impl Ai {
             }
             Err(error) => {
                 forwarded.labels.count(ports, ERRORS);
-                head = head.set(":status", error.status().to_string());
+                // A provider's own error code stays in the body; the header says what kind of failure it was.
+                head = head.set(":status", error.status().to_string()).set(REASON_HEADER, error.reason());
                 error.to_openai_json().to_string().into_bytes()
             }
         };

@@ -64,9 +64,6 @@ pub enum JwtRejection {
     /// Remote keys were never fetched, or the last good copy is older than `max_stale_s`.
     #[error("signing keys are unavailable")]
     KeysUnavailable,
-    /// The caller named a provider that is not configured (a wiring bug, not the client's fault).
-    #[error("JWT provider {0:?} is not configured")]
-    UnknownProvider(String),
 }
 
 impl JwtRejection {
@@ -85,16 +82,14 @@ impl JwtRejection {
             JwtRejection::MissingClaim(_) => "jwt_missing_claim",
             JwtRejection::BadConsumerClaim => "jwt_bad_consumer_claim",
             JwtRejection::KeysUnavailable => "jwt_keys_unavailable",
-            JwtRejection::UnknownProvider(_) => "jwt_unknown_provider",
         }
     }
 
     /// The HTTP status to answer with: the client's token is at fault (401) unless the keys to judge it
-    /// are missing (503) or the configuration is inconsistent (500).
+    /// are missing (503).
     pub fn status(&self) -> u16 {
         match self {
             JwtRejection::KeysUnavailable => 503,
-            JwtRejection::UnknownProvider(_) => 500,
             _ => 401,
         }
     }

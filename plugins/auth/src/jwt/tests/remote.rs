@@ -259,11 +259,11 @@ fn a_store_outage_keeps_keys_this_worker_already_parsed() {
     let w = primed(&host);
     valid(verify(&w, &token("a", &RSA), &host));
     let down = Ports { clock: &host, store: &DownStore, metrics: &host };
-    assert!(matches!(w.verify("corp", &token("a", &RSA), down), JwtVerdict::Valid(_)));
+    assert!(matches!(w.verify("corp", &token("a", &RSA), down), Some(JwtVerdict::Valid(_))));
     let cold = worker();
     assert_eq!(
         cold.verify("corp", &token("a", &RSA), down),
-        JwtVerdict::Rejected(JwtRejection::KeysUnavailable)
+        Some(JwtVerdict::Rejected(JwtRejection::KeysUnavailable))
     );
     assert!(cold.due_fetches(down).is_empty());
     let stored = cold.on_jwks_response("corp", &served(&[RSA.jwk_with_kid("a")]), down);

@@ -129,7 +129,7 @@ pub fn jwks(keys: &[Value]) -> Value {
 }
 
 pub fn verify(providers: &JwtProviders, token: &str, host: &MemoryHost) -> JwtVerdict {
-    providers.verify("corp", token, host.ports())
+    providers.verify("corp", token, host.ports()).unwrap()
 }
 
 pub fn valid(verdict: JwtVerdict) -> VerifiedToken {

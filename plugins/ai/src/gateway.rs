@@ -2,6 +2,7 @@
 //! that carries a request's translation from its head to the last byte of its response. Values in,
 //! decisions out; the pipeline applies them.
 
+mod call;
 mod metrics;
 mod models;
 mod request;
@@ -19,6 +20,7 @@ use crate::config::{AiConfig, ProviderConfig, RawAiConfig};
 use crate::providers::ProviderKind;
 use crate::Usage;
 
+pub use call::{CallAnswer, PROVIDER_CALL_TIMEOUT};
 use metrics::Labels;
 pub use metrics::METRIC_NAMES;
 pub use response::{AiBody, AiResponseHead};
@@ -172,6 +174,11 @@ impl Ai {
         stream.consumer = caller.consumer.map(str::to_string);
         stream.request_id = head.headers.get("x-request-id").map(request_id).filter(|id| !id.is_empty());
         AiHead::NeedBody
+    }
+
+    /// Whether some `ai.models` entry serves this model name.
+    pub fn routes_model(&self, model: &str) -> bool {
+        self.config.router.route(model).is_some()
     }
 
     fn providers(&self) -> &[ProviderConfig] {

@@ -3,17 +3,21 @@ use tollgate_core::{
 };
 use tollgate_ratelimit::RateLimits;
 
+use tollgate_ai::chat::ChatRequest;
 use tollgate_ai::{Ai, AiBody, AiHead, AiResponseHead, AiStream, Usage};
 use tollgate_auth::Auth;
+use tollgate_prompt::PromptConfig;
 
 use crate::ai_step;
 use crate::authentication::{self, AuthState, AuthStep};
 use crate::header_rules::HeaderRules;
 use crate::limits::{self, LimitState, LimitStep};
 use crate::local_replies::LocalReplies;
+use crate::prompt_step::PromptState;
 use crate::trace::{Trace, TraceConfig, TRACE_HEADER};
 
 mod background;
+mod prompt;
 pub use background::{BackgroundCall, USAGE_REPORTS, USAGE_REPORT_ERRORS, USAGE_REPORT_PURPOSE};
 
 /// Counter of requests the pipeline has seen.
@@ -46,6 +50,7 @@ pub struct Pipeline {
     pub(crate) auth: Option<Auth>,
     pub(crate) ratelimit: Option<RateLimits>,
     pub(crate) ai: Option<Ai>,
+    pub(crate) prompt: Option<PromptConfig>,
     pub(crate) trace: TraceConfig,
 }
 
@@ -76,6 +81,10 @@ pub struct Stream {
     trace: Trace,
     /// The auth route the request met (its `path_prefix`), for per-route denial metrics.
     route: Option<String>,
+    /// A request to a prompt endpoint, which the filter sends to the provider itself.
+    prompt: Option<PromptState>,
+    /// The path of a chat request that prompt decorators apply to.
+    decorate: Option<String>,
 }
 
 impl Pipeline {
@@ -118,17 +127,9 @@ impl Pipeline {
                 }
             }
         }
-        let authorized = stream.auth.authorized.as_ref();
-        let ai_head = self.ai.as_ref().map(|ai| ai_step::head(ai, &mut stream.ai, head, authorized));
-        let defer = matches!(ai_head, Some(AiHead::NeedBody));
-        let after = match ai_head {
-            None => self.after_auth(stream, edits),
-            Some(AiHead::Pass(ai_edits)) => {
-                edits.extend(ai_edits);
-                self.after_auth(stream, edits)
-            }
-            Some(AiHead::Reply(reply)) => AfterLimits::Reply(reply),
-            Some(AiHead::NeedBody) => AfterLimits::AwaitBody(edits),
+        let (after, defer) = match self.prompt_head(stream, head, edits) {
+            Ok(decided) => decided,
+            Err(edits) => self.ai_head(stream, head, edits),
         };
         // Limits come before the gateway's answer, but an AI request is only decided once its body is in.
         if let Some(limits) = &self.ratelimit {
@@ -144,6 +145,34 @@ impl Pipeline {
             }
         }
         self.go_on(stream, after, ports)
+    }
+
+    /// The AI gateway's view of a request head: how it goes on, and whether limits wait for the body.
+    fn ai_head(
+        &self,
+        stream: &mut Stream,
+        head: &RequestHead,
+        mut edits: HeaderEdits,
+    ) -> (AfterLimits, bool) {
+        let authorized = stream.auth.authorized.as_ref();
+        let ai_head = self.ai.as_ref().map(|ai| ai_step::head(ai, &mut stream.ai, head, authorized));
+        let defer = matches!(ai_head, Some(AiHead::NeedBody));
+        let after = match ai_head {
+            None => self.after_auth(stream, edits),
+            Some(AiHead::Pass(ai_edits)) => {
+                edits.extend(ai_edits);
+                self.after_auth(stream, edits)
+            }
+            Some(AiHead::Reply(reply)) => AfterLimits::Reply(reply),
+            Some(AiHead::NeedBody) => {
+                let path = head.path_only();
+                if self.prompt.as_ref().is_some_and(|p| p.decorators.covering(path).next().is_some()) {
+                    stream.decorate = Some(path.to_string());
+                }
+                AfterLimits::AwaitBody(edits)
+            }
+        };
+        (after, defer)
     }
 
     /// A key limited to some models can only be judged once the body names the model.
@@ -290,6 +319,12 @@ impl Pipeline {
             stream.held_edits = Some(held);
             return BodyVerdict::Buffer;
         }
+        // A prompt endpoint's variables become the chat request that scopes and limits judge.
+        let rendered = match self.prompt_body(stream, buffered, ports) {
+            Ok(rendered) => rendered,
+            Err(verdict) => return verdict,
+        };
+        let buffered = rendered.as_deref().unwrap_or(buffered);
         let denied = self
             .auth
             .as_ref()
@@ -320,6 +355,9 @@ impl Pipeline {
         outcome: &CallOutcome,
         ports: Ports<'_>,
     ) -> BodyVerdict {
+        if stream.prompt.as_ref().is_some_and(PromptState::awaiting_provider) {
+            return self.prompt_answer(stream, outcome, ports);
+        }
         let Some(limits) = &self.ratelimit else { return BodyVerdict::pass() };
         match self.global_answer(limits, stream, outcome, ports) {
             Some(LimitStep::Ask(call)) => BodyVerdict::Call(Callout::Grpc(call)),
@@ -342,9 +380,22 @@ impl Pipeline {
         body: &[u8],
         ports: Ports<'_>,
     ) -> BodyVerdict {
+        if stream.prompt.is_some() {
+            return self.prompt_call(stream, ports);
+        }
         let ai = self.ai.as_ref().filter(|_| stream.ai.reads_request_body());
         let Some(ai) = ai else { return BodyVerdict::Continue { head: held, body: None } };
-        match ai.on_request_body(&mut stream.ai, body, ports) {
+        let decorators = self.prompt.as_ref().map(|p| &p.decorators);
+        let translated = match (decorators, stream.decorate.as_deref()) {
+            (Some(decorators), Some(path)) => {
+                let decorate = |request: &mut ChatRequest| {
+                    decorators.apply(path, request);
+                };
+                ai.on_request_body_decorated(&mut stream.ai, body, ports, &decorate)
+            }
+            _ => ai.on_request_body(&mut stream.ai, body, ports),
+        };
+        match translated {
             Ok((ai_edits, body)) => {
                 self.note(stream, |_| "ai:forward".to_string());
                 let mut head = held;

@@ -2,6 +2,7 @@ use serde::Deserialize;
 use tollgate_ai::{Ai, RawAiConfig};
 use tollgate_auth::{Auth, RawAuthConfig};
 use tollgate_core::{ConfigError, ConfigPath};
+use tollgate_prompt::{PromptConfig, RawPromptConfig};
 use tollgate_ratelimit::{RateLimits, RawRateLimitConfig};
 
 use crate::header_rules::{HeaderRules, RawHeaderRules};
@@ -33,6 +34,9 @@ pub struct RawConfig {
     /// The OpenAI-compatible AI gateway (providers, model routes, limits); absent means no AI routes.
     #[serde(default)]
     pub ai: Option<RawAiConfig>,
+    /// Prompt templates published as REST endpoints, chat decorators and their OpenAPI document; needs `ai`.
+    #[serde(default)]
+    pub prompt: Option<RawPromptConfig>,
     /// The decision trace (filter state for the access log, a header for trusted callers); off by default.
     #[serde(default)]
     pub trace: RawTrace,
@@ -64,6 +68,11 @@ impl TryFrom<RawConfig> for Pipeline {
 
     fn try_from(raw: RawConfig) -> Result<Self, Self::Error> {
         let root = ConfigPath::root();
+        let ai = raw.ai.map(|ai| Ai::compile(ai, &root.field("ai"))).transpose()?;
+        let prompt = raw.prompt.map(|p| PromptConfig::compile(p, &root.field("prompt"))).transpose()?;
+        if let Some(prompt) = &prompt {
+            check_prompt_models(prompt, ai.as_ref(), &root.field("prompt"))?;
+        }
         Ok(Pipeline {
             upstream_headers: HeaderRules::compile(raw.upstream_headers, &root.field("upstream_headers"))?,
             response_headers: HeaderRules::compile(raw.response_headers, &root.field("response_headers"))?,
@@ -73,11 +82,30 @@ impl TryFrom<RawConfig> for Pipeline {
                 .ratelimit
                 .map(|r| RateLimits::compile(r, &root.field("ratelimit")))
                 .transpose()?
-                .filter(|r| !r.is_empty()),
-            ai: raw.ai.map(|ai| Ai::compile(ai, &root.field("ai"))).transpose()?,
+                .filter(|r| !r.is_empty() || r.has_prices()),
+            ai,
+            prompt,
             trace: TraceConfig::compile(raw.trace, &root.field("trace"))?,
         })
     }
+}
+
+/// Prompt endpoints and decorators act through the AI gateway: each endpoint's model must be one it routes.
+fn check_prompt_models(prompt: &PromptConfig, ai: Option<&Ai>, path: &ConfigPath) -> Result<(), ConfigError> {
+    let uses_ai = !prompt.endpoints.is_empty() || !prompt.decorators.is_empty();
+    let Some(ai) = ai else {
+        return match uses_ai {
+            true => Err(path.error("prompt endpoints and decorators need the ai section")),
+            false => Ok(()),
+        };
+    };
+    for (i, endpoint) in prompt.endpoints.iter().enumerate() {
+        if !ai.routes_model(&endpoint.model) {
+            let at = path.field("endpoints").index(i).field("model");
+            return Err(at.error(format!("no ai.models entry serves {:?}", endpoint.model)));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

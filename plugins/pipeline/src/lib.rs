@@ -20,8 +20,10 @@ mod config;
 mod header_rules;
 mod limits;
 mod local_replies;
+mod prompt_step;
 pub mod reasons;
 pub mod trace;
 
 pub use chain::{BackgroundCall, Pipeline, Stream, USAGE_REPORTS, USAGE_REPORT_ERRORS, USAGE_REPORT_PURPOSE};
 pub use config::RawConfig;
+pub use prompt_step::{prompt_metric, VERSION_HEADER};

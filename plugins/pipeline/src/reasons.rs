@@ -5,7 +5,12 @@ use tollgate_core::Reason;
 
 /// The reason codes of every plugin, auth first, in the order a request meets them.
 pub fn all() -> Vec<Reason> {
-    let lists = [tollgate_auth::REASONS, tollgate_ratelimit::REASONS, tollgate_ai::error::REASONS];
+    let lists = [
+        tollgate_auth::REASONS,
+        tollgate_ratelimit::REASONS,
+        tollgate_ai::error::REASONS,
+        tollgate_prompt::REASONS,
+    ];
     lists.into_iter().flatten().copied().collect()
 }
 

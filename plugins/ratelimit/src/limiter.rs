@@ -59,6 +59,16 @@ impl RateLimits {
         self.rules.is_empty()
     }
 
+    /// Whether `prices` lists anything, so costs can be reported even without a budget rule.
+    pub fn has_prices(&self) -> bool {
+        !self.prices.is_empty()
+    }
+
+    /// What `usage` of `model` costs `consumer`, in millionths of the currency; `None` when unpriced.
+    pub fn cost_micros(&self, consumer: Option<&str>, model: &str, usage: &Usage) -> Option<u64> {
+        self.prices.lookup(consumer, model).map(|found| found.price.cost(usage))
+    }
+
     /// Whether some rule is keyed by the client's IP, so the filter must read the peer address.
     pub fn keys_on_client_ip(&self) -> bool {
         self.rules.iter().any(|rule| rule.key.contains(&crate::rule::KeyPart::ClientIp))

@@ -88,6 +88,10 @@ impl PriceTable {
         Ok(PriceTable { models, consumers })
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty() && self.consumers.is_empty()
+    }
+
     /// The price `consumer` pays for `model`: their override for the model, their `*`, the model's
     /// price, then the table's `*`.
     pub fn lookup<'a>(&'a self, consumer: Option<&str>, model: &str) -> Option<PriceMatch<'a>> {

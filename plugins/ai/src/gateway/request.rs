@@ -48,7 +48,19 @@ impl Ai {
         body: &[u8],
         ports: Ports<'_>,
     ) -> Result<(HeaderEdits, Vec<u8>), AiError> {
-        let result = self.translate_request(stream, body, ports);
+        self.on_request_body_decorated(stream, body, ports, &|_| {})
+    }
+
+    /// As `on_request_body`, with `decorate` applied to a chat request before it is translated (prompt
+    /// decorators: messages every request of a route gets, whichever provider serves it).
+    pub fn on_request_body_decorated(
+        &self,
+        stream: &mut AiStream,
+        body: &[u8],
+        ports: Ports<'_>,
+        decorate: &dyn Fn(&mut ChatRequest),
+    ) -> Result<(HeaderEdits, Vec<u8>), AiError> {
+        let result = self.translate_request(stream, body, ports, decorate);
         if result.is_err() {
             let labels = stream.forwarded.as_ref().map(|f| f.labels.clone());
             let labels = labels.unwrap_or_else(|| Labels::unrouted(stream.consumer.as_deref()));
@@ -63,13 +75,18 @@ impl Ai {
         stream: &mut AiStream,
         body: &[u8],
         ports: Ports<'_>,
+        decorate: &dyn Fn(&mut ChatRequest),
     ) -> Result<(HeaderEdits, Vec<u8>), AiError> {
         let Some(endpoint) = stream.endpoint else {
             return Err(AiError::invalid("model", "not an AI route"));
         };
         self.check_request_size(body.len())?;
         let parsed = match endpoint {
-            Endpoint::Chat => Parsed::Chat(Box::new(parse(body)?)),
+            Endpoint::Chat => {
+                let mut request: ChatRequest = parse(body)?;
+                decorate(&mut request);
+                Parsed::Chat(Box::new(request))
+            }
             Endpoint::Embeddings => Parsed::Embeddings(Box::new(parse(body)?)),
         };
         let model = parsed.model();

@@ -322,7 +322,7 @@ impl Pipeline {
         // A prompt endpoint's variables become the chat request that scopes and limits judge.
         let rendered = match self.prompt_body(stream, buffered, ports) {
             Ok(rendered) => rendered,
-            Err(verdict) => return verdict,
+            Err(reply) => return BodyVerdict::Respond(reply),
         };
         let buffered = rendered.as_deref().unwrap_or(buffered);
         let denied = self
@@ -469,6 +469,8 @@ mod ai_tests;
 mod auth_tests;
 #[cfg(test)]
 mod global_tests;
+#[cfg(test)]
+mod prompt_tests;
 #[cfg(test)]
 mod ratelimit_tests;
 #[cfg(test)]

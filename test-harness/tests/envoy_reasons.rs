@@ -15,6 +15,8 @@
 
 #[path = "auth_support/idp.rs"]
 mod idp;
+#[path = "prompt_support/gateway.rs"]
+mod prompt_gateway;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -309,12 +311,34 @@ fn limit_refusals(seen: &mut Seen) -> Result<()> {
     Ok(())
 }
 
+/// A prompt endpoint's own refusals and failures: bad variables, a method it does not take, an answer with no
+/// text, and JSON that does not fit the output schema on the retry either.
+fn prompt_refusals(seen: &mut Seen) -> Result<()> {
+    use prompt_gateway::{Gateway, ALWAYS_BAD, ANTHROPIC_KEY, CLASSIFY, NO_TEXT, OPENAI_KEY};
+    let gateway = Gateway::start()?;
+    seen.secret(&gateway.key);
+    seen.secret(OPENAI_KEY);
+    seen.secret(ANTHROPIC_KEY);
+    let classify = |text: &Value| gateway.post(CLASSIFY, &[], &json!({"text": text}).to_string());
+
+    assert_eq!(classify(&json!("fine"))?.status, 200, "the endpoint serves a good request");
+    seen.refused(&classify(&json!(5))?, "invalid_variables")?;
+    let listing = gateway.get(CLASSIFY)?;
+    seen.refused(&listing, "prompt_method_not_allowed")?;
+    ensure!(listing.header("allow") == Some("POST"), "{listing:?}");
+    seen.refused(&classify(&json!(format!("{NO_TEXT} please")))?, "prompt_no_output")?;
+    seen.refused(&classify(&json!(format!("{ALWAYS_BAD} please")))?, "output_schema_mismatch")?;
+    ensure!(gateway.upstream.received().is_empty(), "a prompt request went through the router");
+    Ok(())
+}
+
 #[test]
 fn every_documented_reason_is_produced_by_a_real_envoy() -> Result<()> {
     let mut seen = Seen::default();
     auth_refusals(&mut seen)?;
     ai_refusals(&mut seen)?;
     limit_refusals(&mut seen)?;
+    prompt_refusals(&mut seen)?;
     let documented: BTreeSet<String> = reasons::all().into_iter().map(|r| r.code.to_owned()).collect();
     let missing: Vec<&String> = documented.difference(&seen.codes).collect();
     ensure!(missing.is_empty(), "documented but never produced here: {missing:?}");

@@ -36,7 +36,9 @@ pub const REASONS: &[Reason] = &[
     Reason {
         code: "bad_upstream_response",
         status: 502,
-        meaning: "the provider answered with something that is not its documented format",
+        meaning:
+            "the provider answered with something that is not its documented format, or did not answer a \
+                  prompt endpoint's call in time",
         action: "retry; operator: check the provider's cluster and base_url",
     },
     Reason {

@@ -290,8 +290,9 @@ impl Pipeline {
     }
 
     /// As `reads_request_body`, for the response: only responses the AI gateway translates are read.
+    /// A reply of the filter's own (a prompt endpoint's answer, after its provider call) is never read.
     pub fn reads_response_body(&self, stream: &Stream) -> bool {
-        self.ai.is_some() && stream.ai.reads_response_body()
+        self.ai.is_some() && !stream.replied_locally && stream.ai.reads_response_body()
     }
 
     /// The tokens a request used, as its provider reported them (complete once the response is; `None` for
@@ -445,7 +446,7 @@ impl Pipeline {
         end_of_stream: bool,
         ports: Ports<'_>,
     ) -> BodyVerdict {
-        let Some(ai) = self.ai.as_ref().filter(|_| stream.ai.reads_response_body()) else {
+        let Some(ai) = self.ai.as_ref().filter(|_| self.reads_response_body(stream)) else {
             return BodyVerdict::pass();
         };
         match ai.on_response_body(&mut stream.ai, buffered, end_of_stream, ports) {

@@ -23,7 +23,7 @@ pub struct Endpoint {
 }
 
 /// Every prompt endpoint of the config. A linear scan: configs hold a handful of endpoints, and the
-/// scan keeps the declared order for the OpenAPI document.
+/// scan keeps the declared order (the OpenAPI document's `paths` map is sorted by path all the same).
 #[derive(Debug, Default)]
 pub struct PromptEndpoints {
     list: Vec<Endpoint>,

@@ -129,6 +129,10 @@ fn an_endpoint_calls_its_provider_and_answers_with_the_result() {
     assert_eq!(got["usage"]["total_tokens"], json!(40));
     assert_eq!(header(&answer, "x-tollgate-prompt-version"), Some("v1"));
     assert_eq!(header(&answer, "x-tollgate-provider"), Some("oai"));
+    // Envoy sends that reply through the response phases: its body is the client's, untouched.
+    assert!(!pipeline.reads_response_body(&stream));
+    let passed = pipeline.on_response_body(&mut stream, &answer.body, true, host.ports());
+    assert_eq!(passed, BodyVerdict::pass());
     let metric = |event: &str| host.metric(&crate::prompt_metric("post_api_translate", "v1", event));
     assert_eq!(
         (metric("requests"), metric("errors"), metric("input_tokens"), metric("output_tokens")),

@@ -76,12 +76,21 @@ pub struct EnvoyBuilder {
     component_log_level: Option<String>,
     extra_args: Vec<String>,
     ready_timeout: Duration,
+    ecds_dir: Option<PathBuf>,
 }
 
 impl EnvoyBuilder {
     /// The `.wasm` Envoy loads; defaults to [`crate::tollgate_wasm`].
     pub fn wasm(mut self, path: impl Into<PathBuf>) -> Self {
         self.wasm = Some(path.into());
+        self
+    }
+
+    /// Takes the filter from file-based ECDS in `dir` (see [`crate::ecds`]) instead of the bootstrap: the
+    /// caller publishes a first version there before `start()`, and later ones while Envoy runs.
+    pub fn ecds(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.ecds_dir = Some(dir.into());
+        self.filter_config = None;
         self
     }
 
@@ -200,6 +209,7 @@ impl Envoy {
             component_log_level: None,
             extra_args: Vec::new(),
             ready_timeout: Duration::from_secs(30),
+            ecds_dir: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! `tollgate-rls` Envoy rate limit service (`rls`). Owns no config section; it feeds the filter's JSON
 //! configuration as given.
 
+pub mod ecds;
 pub mod envoy;
 pub mod host;
 pub mod mock_llm;

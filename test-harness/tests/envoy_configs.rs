@@ -11,10 +11,12 @@ use serde_json::Value;
 use tollgate_harness::envoy::envoy_binary;
 use tollgate_harness::repo_root;
 
-/// YAML here that is not an Envoy bootstrap: `istio/` holds Kubernetes manifests, and any other file can
-/// say so on its first line.
+/// YAML here that is not an Envoy bootstrap: `istio/` holds Kubernetes manifests, `ecds/live/` the versions
+/// published for the hot-swap bootstrap, and any other file can say so on its first line.
 fn is_bootstrap(relative: &Path, text: &str) -> bool {
-    !relative.starts_with("envoy/istio") && !text.starts_with("# not-a-bootstrap")
+    !relative.starts_with("envoy/istio")
+        && !relative.starts_with("envoy/ecds/live")
+        && !text.starts_with("# not-a-bootstrap")
 }
 
 fn yaml_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
@@ -40,6 +42,16 @@ fn every_bootstrap_under_envoy_validates() -> Result<()> {
         "{} does not exist: run ./build.sh test (it builds the filter first)",
         wasm.display()
     );
+
+    // The hot-swap bootstrap names its ECDS file, which must exist to validate: publish the demo's config
+    // there, as `./build.sh swap envoy/tollgate.example.json` would.
+    let example = std::fs::read_to_string(root.join("envoy/tollgate.example.json"))?;
+    tollgate_harness::ecds::publish(
+        &root.join("envoy/ecds/live"),
+        &std::fs::read(&wasm)?,
+        &example,
+        "validate",
+    )?;
 
     let mut files = Vec::new();
     yaml_files(&root.join("envoy"), &mut files)?;
@@ -68,6 +80,7 @@ fn every_bootstrap_under_envoy_validates() -> Result<()> {
         validated.push(relative);
     }
     assert!(validated.contains(&PathBuf::from("envoy/envoy.yaml")), "validated only {validated:?}");
+    assert!(validated.contains(&PathBuf::from("envoy/ecds/envoy.yaml")), "validated only {validated:?}");
     assert!(failures.is_empty(), "envoy --mode validate failed:\n{}", failures.join("\n"));
     Ok(())
 }

@@ -18,6 +18,6 @@ pub use config_error::{ConfigError, ConfigPath};
 pub use header_name::header_name;
 pub use headers::Headers;
 pub use message::{RequestHead, ResponseHead};
-pub use ports::{CasToken, Clock, Metrics, Ports, SharedStore, StoreError};
+pub use ports::{CasToken, Clock, Metrics, Ports, SharedStore, StoreError, STORE_PREFIX};
 pub use reason::{Reason, REASON_HEADER};
 pub use verdict::{BodyVerdict, HeaderEdits, LocalReply, Verdict};

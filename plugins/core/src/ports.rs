@@ -18,6 +18,11 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// The prefix of every key Tollgate keeps in shared data. Shared data outlives a plugin version (Envoy keys
+/// it by `vm_id`), so a hot-swapped module reads what the one before it wrote: a change to the layout of any
+/// value must come with a new prefix (`tollgate/v2/`) and code that reads, or migrates from, the old one.
+pub const STORE_PREFIX: &str = "tollgate/v1/";
+
 /// Key-value data shared by every worker of one Envoy (proxy-wasm shared data), with CAS on write.
 pub trait SharedStore {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, CasToken)>, StoreError>;

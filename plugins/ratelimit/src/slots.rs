@@ -1,7 +1,7 @@
 //! Where limiter state lives in the `SharedStore`, and how it is updated exactly.
 //!
 //! Proxy-wasm shared data has no delete, so a rule cannot keep one entry per key forever. Each rule owns a
-//! fixed ring of `max_keys` slots (`tollgate/rl/<rule>/<n>`); a key hashes to a slot and probes up to
+//! fixed ring of `max_keys` slots (`tollgate/v1/rl/<rule>/<n>`); a key hashes to a slot and probes up to
 //! `PROBES` neighbours. A slot holds its owner's hash and state, and a slot whose owner is idle (bucket full
 //! again, window over) is taken by the next key that needs it: that is eviction, and it loses nothing,
 //! since an idle key's state equals a fresh one. Memory is bounded by rules × `max_keys` × 24 bytes.
@@ -69,7 +69,7 @@ pub struct SlotRing {
 
 impl SlotRing {
     pub fn new(rule: &str, slots: u32) -> SlotRing {
-        SlotRing { prefix: format!("tollgate/rl/{rule}/"), slots: slots.max(1) }
+        SlotRing { prefix: format!("{}rl/{rule}/", tollgate_core::STORE_PREFIX), slots: slots.max(1) }
     }
 
     /// Writes a free record into every slot that does not exist yet. The store cannot create-if-absent, so

@@ -3,6 +3,9 @@
 //!   tollgate-replay check [--wasm W] CONFIG.json...       compile configs as on_configure would
 //!   tollgate-replay run [--wasm W] --config C --scenario S    replay one request; prints JSON
 //!   tollgate-replay keygen                                 a new API key; prints JSON with its id and SHA-256
+//!   tollgate-replay publish [--wasm W] --dir D [--version V] CONFIG.json
+//!                                                          check CONFIG, then hand module + CONFIG to the
+//!                                                          Envoy whose ECDS watches D (hot swap)
 //!
 //! Exit status: 0 on success, 2 when a configuration is rejected, 1 on any other error.
 
@@ -38,6 +41,17 @@ enum Command {
     },
     /// Generate an API key: give `key` to the client, put `id` and `sha256` in `auth.consumers[].api_keys`.
     Keygen,
+    /// Check a configuration, then publish it with the module to the directory an Envoy's file-based ECDS
+    /// watches: Envoy swaps to the new version without dropping requests.
+    Publish {
+        /// The directory the bootstrap's `path_config_source` watches (e.g. envoy/ecds/live).
+        #[arg(long)]
+        dir: PathBuf,
+        /// A name for this version (default: seconds since the epoch).
+        #[arg(long)]
+        version: Option<String>,
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -53,6 +67,33 @@ fn main() -> ExitCode {
             Err(e) => fail(&config, &e),
         },
         Command::Keygen => keygen(),
+        Command::Publish { dir, version, config } => publish(&wasm, &dir, version, &config),
+    }
+}
+
+fn publish(wasm: &Path, dir: &Path, version: Option<String>, config: &Path) -> ExitCode {
+    let checked = read(config).and_then(|bytes| replay::check(wasm, &bytes).map(|()| bytes));
+    let config_bytes = match checked {
+        Ok(bytes) => bytes,
+        Err(e) => return fail(config, &e),
+    };
+    let version = version.unwrap_or_else(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        format!("t{}", now.map(|d| d.as_secs()).unwrap_or_default())
+    });
+    let published = std::fs::read(wasm).and_then(|module| {
+        let config_json = String::from_utf8_lossy(&config_bytes);
+        tollgate_harness::ecds::publish(dir, &module, &config_json, &version)
+    });
+    match published {
+        Ok(p) => {
+            println!("published {} ({}, sha256 {})", p.version, p.module.display(), p.sha256);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot publish to {}: {e}", dir.display());
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -56,6 +56,8 @@ pub(crate) struct WasmFilter<'a> {
 pub(crate) struct Bootstrap<'a> {
     pub node_id: &'a str,
     pub filter: Option<WasmFilter<'a>>,
+    /// Take the filter from file-based ECDS in this directory instead (`filter` is then `None`).
+    pub ecds_dir: Option<&'a Path>,
     /// Static clusters by name; the first should be [`UPSTREAM_CLUSTER`], which the route targets.
     pub clusters: &'a [(String, SocketAddr)],
     /// Names of clusters spoken to over HTTP/2.
@@ -82,7 +84,10 @@ impl Bootstrap<'_> {
                     ("wasm_path", quoted(&filter.wasm_path.to_string_lossy())),
                 ],
             )?,
-            None => String::new(),
+            None => match self.ecds_dir {
+                Some(dir) => crate::ecds::listener_filter_yaml(dir),
+                None => String::new(),
+            },
         };
         let mut clusters = String::new();
         for (name, addr) in self.clusters {
@@ -181,6 +186,7 @@ mod tests {
             node_id: "n1",
             access_log_path: Path::new("/tmp/access.log"),
             filter: Some(WasmFilter { config_json: config, wasm_path: &wasm, runtime: &Runtime::V8 }),
+            ecds_dir: None,
             clusters: &clusters,
             http2_clusters: &[],
             cluster_header: None,
@@ -201,6 +207,7 @@ mod tests {
             node_id: "n2",
             access_log_path: Path::new("/tmp/access.log"),
             filter: None,
+            ecds_dir: None,
             clusters: &clusters,
             http2_clusters: &[],
             cluster_header: None,
@@ -226,6 +233,7 @@ mod tests {
             node_id: "n4",
             access_log_path: Path::new("/tmp/access.log"),
             filter: None,
+            ecds_dir: None,
             clusters: &clusters,
             http2_clusters: &http2,
             cluster_header: None,
@@ -245,6 +253,7 @@ mod tests {
             node_id: "n3",
             access_log_path: Path::new("/tmp/access.log"),
             filter: None,
+            ecds_dir: None,
             clusters: &clusters,
             http2_clusters: &[],
             cluster_header: header,

@@ -39,6 +39,7 @@ pub(super) fn start(builder: EnvoyBuilder) -> Result<Envoy, StartError> {
             }
             _ => None,
         },
+        ecds_dir: builder.ecds_dir.as_deref(),
         clusters: &builder.clusters,
         http2_clusters: &builder.http2_clusters,
         cluster_header: builder.cluster_header.as_deref(),

@@ -17,6 +17,7 @@ use super::keys::{parse_jwks, KeySet};
 use super::JwksFetch;
 
 /// Shared-store key prefix; bump the version when the stored format changes.
+// Spelled out (consts cannot concatenate); a test holds them to tollgate_core::STORE_PREFIX.
 pub const JWKS_STORE_PREFIX: &str = "tollgate/v1/jwks";
 const FETCH_STORE_PREFIX: &str = "tollgate/v1/jwks-fetch";
 const MAX_JWKS_BYTES: usize = 256 * 1024;

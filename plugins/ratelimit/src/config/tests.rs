@@ -144,7 +144,7 @@ fn unkeyed_rules_need_one_slot_per_route() {
     .unwrap();
     let host = tollgate_core::testing::MemoryHost::default();
     limits.prepare(host.ports()).unwrap();
-    let slots = |rule: &str, n: u32| host.get(&format!("tollgate/rl/{rule}/{n}")).unwrap().is_some();
+    let slots = |rule: &str, n: u32| host.get(&format!("tollgate/v1/rl/{rule}/{n}")).unwrap().is_some();
     assert!(slots("a", 0) && !slots("a", 1));
     assert!(slots("b", 1) && !slots("b", 2));
     assert!(slots("c", DEFAULT_MAX_KEYS - 1) && !slots("c", DEFAULT_MAX_KEYS));

@@ -103,7 +103,7 @@ fn keys_are_bounded_and_idle_slots_are_reused() {
     ring.update(&host, 10, busy, |_| Step::Write(Record { owner: 0, a: 0, b: 0 }, ())).unwrap();
     assert_eq!(claim(12), Ok(()));
     let owners: Vec<u64> = (0..2)
-        .map(|n| Record::decode(&host.get(&format!("tollgate/rl/r/{n}")).unwrap().unwrap().0).owner)
+        .map(|n| Record::decode(&host.get(&format!("tollgate/v1/rl/r/{n}")).unwrap().unwrap().0).owner)
         .collect();
     assert!(owners.contains(&12) && owners.contains(&11) && !owners.contains(&10));
 }

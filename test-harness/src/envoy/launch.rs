@@ -1,12 +1,16 @@
-//! Spawns Envoy for an [`EnvoyBuilder`] and waits until it is LIVE, or reports why it never got there.
+//! Starts Envoy for an [`EnvoyBuilder`] on the chosen backend and waits until it is LIVE, or reports why it
+//! never got there. Both backends get the same bootstrap and arguments; readiness is read the same way.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::backend::{Backend, Running};
 use super::bootstrap::{Bootstrap, WasmFilter, LISTENER_NAME};
+use super::container::{ContainerSpec, EnvoyContainer};
 use super::process::EnvoyProcess;
 use super::{admin, envoy_binary, instance_id, io_error, read_log, Envoy, EnvoyBuilder, StartError};
 
@@ -15,7 +19,10 @@ const POLL_INTERVAL: Duration = Duration::from_millis(25);
 pub(crate) const ACCESS_LOG: &str = "access.log";
 
 pub(super) fn start(builder: EnvoyBuilder) -> Result<Envoy, StartError> {
-    let binary = envoy_binary()?;
+    let backend = match builder.backend {
+        Some(backend) => backend,
+        None => Backend::from_env()?,
+    };
     let wasm = match &builder.filter_config {
         Some(_) => Some(wasm_path(&builder)?),
         None => None,
@@ -49,32 +56,54 @@ pub(super) fn start(builder: EnvoyBuilder) -> Result<Envoy, StartError> {
         .map_err(io_error(format!("writing {}", bootstrap_path.display())))?;
 
     let log = File::create(&log_path).map_err(io_error(format!("creating {}", log_path.display())))?;
-    let log_for_stderr = log.try_clone().map_err(io_error("duplicating the log file handle"))?;
-    let mut command = Command::new(&binary);
-    command
-        .arg("-c")
-        .arg(&bootstrap_path)
-        .arg("--concurrency")
-        .arg(builder.concurrency.to_string())
+    let mut args: Vec<OsString> = vec![
+        "-c".into(),
+        bootstrap_path.into(),
+        "--concurrency".into(),
+        builder.concurrency.to_string().into(),
         // Envoy picks a free hot-restart base id itself, so parallel Envoys never share shared memory.
-        .arg("--use-dynamic-base-id")
+        "--use-dynamic-base-id".into(),
         // Access log lines reach the file within a fifth of a second rather than Envoy's default 10 s.
-        .arg("--file-flush-interval-msec")
-        .arg("200")
-        .arg("--admin-address-path")
-        .arg(&admin_path)
-        .arg("-l")
-        .arg(&builder.log_level);
+        "--file-flush-interval-msec".into(),
+        "200".into(),
+        "--admin-address-path".into(),
+        admin_path.clone().into(),
+        "-l".into(),
+        builder.log_level.clone().into(),
+    ];
     if let Some(levels) = &builder.component_log_level {
-        command.arg("--component-log-level").arg(levels);
+        args.extend(["--component-log-level".into(), levels.into()]);
     }
-    command
-        .args(&builder.extra_args)
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_for_stderr);
-    let process = EnvoyProcess::spawn(command).map_err(io_error(format!("starting {}", binary.display())))?;
+    args.extend(builder.extra_args.iter().map(OsString::from));
+
+    let process = match backend {
+        Backend::Process => {
+            let binary = envoy_binary()?;
+            let log_for_stderr = log.try_clone().map_err(io_error("duplicating the log file handle"))?;
+            let mut command = Command::new(&binary);
+            command
+                .args(&args)
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log_for_stderr);
+            Running::Process(
+                EnvoyProcess::spawn(command).map_err(io_error(format!("starting {}", binary.display())))?,
+            )
+        }
+        Backend::Container => {
+            let name = dir.path().file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or(id);
+            let spec = ContainerSpec {
+                name: &name,
+                args: args.into_iter().map(utf8).collect::<Result<_, _>>()?,
+                dir: dir.path(),
+                log,
+                read_only: wasm.iter().cloned().collect(),
+                read_write: builder.ecds_dir.iter().map(|path| absolute(path)).collect::<Result<_, _>>()?,
+            };
+            Running::Container(Box::new(EnvoyContainer::start(spec)?))
+        }
+    };
 
     // From here on `Envoy` owns the process, so every early return below kills and reaps it.
     let mut envoy = Envoy {
@@ -101,9 +130,20 @@ fn wasm_path(builder: &EnvoyBuilder) -> Result<std::path::PathBuf, StartError> {
     }
 }
 
+/// A container's arguments are strings: a path that is not UTF-8 cannot be passed.
+fn utf8(arg: OsString) -> Result<String, StartError> {
+    arg.into_string()
+        .map_err(|arg| StartError::Container(format!("argument {} is not UTF-8", arg.to_string_lossy())))
+}
+
+/// A directory to mount at its own path, which must therefore be absolute.
+fn absolute(path: &Path) -> Result<PathBuf, StartError> {
+    std::path::absolute(path).map_err(io_error(format!("making {} absolute", path.display())))
+}
+
 /// Polls until the admin API says LIVE and the listener has a port; stops early if Envoy exits.
 fn wait_until_live(
-    process: &EnvoyProcess,
+    process: &Running,
     agent: &ureq::Agent,
     admin_path: &Path,
     log_path: &Path,
@@ -114,7 +154,7 @@ fn wait_until_live(
     let mut waiting_on = "the admin address file".to_owned();
     loop {
         if let Some(status) = process.try_wait().map_err(io_error("checking whether Envoy is running"))? {
-            return Err(StartError::Exited { status, log: read_log(log_path) });
+            return Err(StartError::Exited { status, log: process.log(log_path) });
         }
         if admin.is_none() {
             admin =

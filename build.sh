@@ -154,6 +154,8 @@ cmd_test() {
   log "cargo test (native plugins, wasmtime harness, Envoy end-to-end, envoy --mode validate)"
   cargo test --workspace --exclude tollgate --exclude tollgate-probe
   test_container_backend
+  # Istio's image of the module, its layout checked (Docker is required in CI by the step above).
+  if docker info >/dev/null 2>&1; then cmd_image; fi
   # The guided demo, run and checked step by step (in a subshell: its exit trap stops what it started).
   (DEMO_CHECK=1 cmd_demo)
 }

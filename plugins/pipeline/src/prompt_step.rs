@@ -100,8 +100,11 @@ pub fn take_request(state: &mut PromptState) -> Option<ChatRequest> {
     state.request.take()
 }
 
-/// The call is on its way.
-pub fn sent(state: &mut PromptState, call: OutboundCall) -> OutboundCall {
+/// The call is on its way, with the endpoint's timeout.
+pub fn sent(prompt: &PromptConfig, state: &mut PromptState, mut call: OutboundCall) -> OutboundCall {
+    if let Some(endpoint) = endpoint(prompt, state) {
+        call.timeout = endpoint.timeout;
+    }
     state.attempts = state.attempts.saturating_add(1);
     state.call = Some(call.clone());
     call

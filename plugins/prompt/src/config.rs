@@ -48,6 +48,17 @@ pub struct RawEndpoint {
     pub temperature: Option<f64>,
     #[serde(default)]
     pub max_tokens: Option<u64>,
+    /// How long one provider call may take, in milliseconds (the filter makes the call itself, so Envoy's
+    /// route timeouts do not apply).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// Two minutes: a long completion takes tens of seconds.
+pub const DEFAULT_TIMEOUT_MS: u64 = 120_000;
+
+fn default_timeout_ms() -> u64 {
+    DEFAULT_TIMEOUT_MS
 }
 
 /// `prompt.endpoints[].variables.<name>` as written.

@@ -20,6 +20,8 @@ pub struct Endpoint {
     pub output: Output,
     pub temperature: Option<f64>,
     pub max_tokens: Option<u64>,
+    /// How long one provider call may take.
+    pub timeout: std::time::Duration,
 }
 
 /// Every prompt endpoint of the config. A linear scan: configs hold a handful of endpoints, and the

@@ -52,12 +52,14 @@ impl Pipeline {
 
     /// The request passed every check: the filter sends it to the provider itself.
     pub(super) fn prompt_call(&self, stream: &mut Stream, ports: Ports<'_>) -> BodyVerdict {
-        let (Some(ai), Some(state)) = (&self.ai, stream.prompt.as_mut()) else { return BodyVerdict::pass() };
+        let (Some(ai), Some(prompt), Some(state)) = (&self.ai, &self.prompt, stream.prompt.as_mut()) else {
+            return BodyVerdict::pass();
+        };
         let call =
             prompt_step::take_request(state).map(|request| ai.outbound_call(&mut stream.ai, &request, ports));
         match call {
             Some(Ok(call)) => {
-                let call = prompt_step::sent(state, call);
+                let call = prompt_step::sent(prompt, state, call);
                 self.note(stream, |_| format!("prompt:call {}", call.cluster));
                 BodyVerdict::Call(Callout::Http(call))
             }

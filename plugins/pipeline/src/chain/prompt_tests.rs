@@ -108,6 +108,7 @@ fn an_endpoint_calls_its_provider_and_answers_with_the_result() {
     let call = http_call(call(&pipeline, &mut stream, &host, "/api/translate", json!({"text": "hello"})));
     assert_eq!((call.cluster.as_str(), call.method.as_str()), ("openai_cluster", "POST"));
     assert_eq!((call.path.as_str(), call.authority.as_str()), ("/v1/chat/completions", "api.openai.com"));
+    assert_eq!(call.timeout, std::time::Duration::from_secs(120), "the default provider call timeout");
     assert!(
         call.headers.contains(&("authorization".into(), "Bearer sk-oai-secret".into())),
         "{:?}",
@@ -260,6 +261,19 @@ fn the_openapi_document_and_wrong_methods_are_answered_at_the_head() {
         panic!("expected a 405")
     };
     assert_eq!((wrong.status, wrong.reason()), (405, Some("prompt_method_not_allowed")));
+}
+
+#[test]
+fn an_endpoint_sets_how_long_its_provider_call_may_take() {
+    let mut config = config();
+    config["prompt"]["endpoints"][0]["timeout_ms"] = json!(5000);
+    let pipeline = Pipeline::from_json(config.to_string().as_bytes()).unwrap();
+    let (host, mut stream) = (MemoryHost::default(), pipeline.stream());
+    let call = http_call(call(&pipeline, &mut stream, &host, "/api/translate", json!({"text": "hi"})));
+    assert_eq!(call.timeout, std::time::Duration::from_millis(5000));
+    config["prompt"]["endpoints"][0]["timeout_ms"] = json!(0);
+    let error = Pipeline::from_json(config.to_string().as_bytes()).unwrap_err().to_string();
+    assert!(error.starts_with("prompt.endpoints[0].timeout_ms: must be between 1 and 600000"), "{error}");
 }
 
 #[test]

@@ -52,6 +52,9 @@ fn compile(raw: RawEndpoint, at: &ConfigPath) -> Result<Endpoint, ConfigError> {
     if raw.max_tokens == Some(0) {
         return Err(at.field("max_tokens").error("must be > 0"));
     }
+    if !(1..=600_000).contains(&raw.timeout_ms) {
+        return Err(at.field("timeout_ms").error("must be between 1 and 600000"));
+    }
     let variables = Variables::compile(raw.variables, &at.field("variables"))?;
     let versions = Versions::compile(raw.versions, &variables, &at.field("versions"))?;
     let output = Output::compile(raw.output, &at.field("output"))?;
@@ -67,6 +70,7 @@ fn compile(raw: RawEndpoint, at: &ConfigPath) -> Result<Endpoint, ConfigError> {
         output,
         temperature: raw.temperature,
         max_tokens: raw.max_tokens,
+        timeout: std::time::Duration::from_millis(raw.timeout_ms),
     })
 }
 

@@ -21,6 +21,8 @@ pub struct TollgateHttp {
     head_held: bool,
     /// A local reply was sent: nothing more of this stream is ours to touch.
     replied: bool,
+    /// The response head ended its stream: there is no body buffer for a replacement body to go into.
+    response_head_ended: bool,
     /// A call is in flight that the request waits for.
     call_pending: Option<Waiting>,
     /// The request head carried end-of-stream (no body follows).
@@ -52,6 +54,7 @@ impl TollgateHttp {
             stream,
             head_held: false,
             replied: false,
+            response_head_ended: false,
             call_pending: None,
             request_headers_ended: false,
             body_during_call: None,
@@ -60,7 +63,17 @@ impl TollgateHttp {
     }
 
     fn head_verdict(&mut self, verdict: Verdict, map: MapType, end_of_stream: bool) -> Action {
+        let response = map == MapType::HttpResponseHeaders;
+        self.response_head_ended = response && end_of_stream;
         match verdict {
+            // A translated stream whose head ends it still owes the client its closing events.
+            Verdict::Continue(edits)
+                if end_of_stream && response && self.pipeline.reads_response_body(&self.stream) =>
+            {
+                apply_edits(map, &edits);
+                self.head_held = true;
+                self.body_phase(map, BufferType::HttpResponseBody, 0, true)
+            }
             Verdict::Continue(edits) => {
                 apply_edits(map, &edits);
                 Action::Continue
@@ -179,6 +192,16 @@ impl TollgateHttp {
         verdict: BodyVerdict,
     ) -> Action {
         match verdict {
+            BodyVerdict::Continue { head, body: Some(new_body) }
+                if self.response_head_ended
+                    && buffer == BufferType::HttpResponseBody
+                    && !new_body.is_empty() =>
+            {
+                // Envoy has no body to replace: the edited head and the new body go as a local reply, which
+                // Envoy sends straight to the client while the response head has not left yet.
+                apply_edits(map, &head);
+                self.reply(&ended_response_reply(read_map(map), new_body))
+            }
             BodyVerdict::Continue { head, body: replacement } => {
                 if let Some(new_body) = replacement {
                     if self.head_held {
@@ -291,6 +314,9 @@ impl HttpContext for TollgateHttp {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if self.replied {
+            return Action::Continue;
+        }
         self.head_held = false;
         let head = ResponseHead::from_pairs(read_map(MapType::HttpResponseHeaders));
         let verdict = self.pipeline.on_response_headers(&mut self.stream, &head, self.ports.ports());
@@ -310,6 +336,18 @@ impl HttpContext for TollgateHttp {
             self.outbox.borrow_mut().extend(reports);
         }
     }
+}
+
+/// The local reply that stands for a response whose head ended the stream: its (edited) status and headers,
+/// without pseudo-headers or framing, and the body the pipeline wrote for it.
+fn ended_response_reply(headers: Vec<(String, String)>, body: Vec<u8>) -> LocalReply {
+    let status =
+        headers.iter().find(|(n, _)| n == ":status").and_then(|(_, v)| v.parse().ok()).unwrap_or(502);
+    let headers = headers
+        .into_iter()
+        .filter(|(n, _)| !n.starts_with(':') && n != "content-length" && n != "transfer-encoding")
+        .collect();
+    LocalReply { status, headers, body, details: "tollgate_rewritten_empty_response".into() }
 }
 
 /// Reads a header map. Values that are not UTF-8 (HTTP allows obs-text) are read lossily rather than trusted.

@@ -208,6 +208,13 @@ fn ai_refusals(seen: &mut Seen) -> Result<()> {
         let model = body["model"].as_str().unwrap_or_default().to_owned();
         match model.as_str() {
             "garbage" => Reply::text(200, "<html>not a completion</html>"),
+            // Headers that end the stream: Envoy has no body for the translation to replace.
+            "empty" => Reply::text(200, ""),
+            "empty-stream" => Reply::Fixed {
+                status: 200,
+                headers: vec![("content-type".to_owned(), "text/event-stream".to_owned())],
+                body: Vec::new(),
+            },
             "failing" => Reply::json(500, &json!({"error": {"message": "the model is overloaded",
                                                           "type": "server_error", "code": "overloaded"}})),
             "cut-short" => Reply::sse([(Duration::from_millis(1),
@@ -226,7 +233,9 @@ fn ai_refusals(seen: &mut Seen) -> Result<()> {
             {"name": "gpt-4o", "provider": "openai"},
             {"name": "garbage", "provider": "openai"},
             {"name": "failing", "provider": "openai"},
-            {"name": "cut-short", "provider": "openai"}
+            {"name": "cut-short", "provider": "openai"},
+            {"name": "empty", "provider": "openai"},
+            {"name": "empty-stream", "provider": "openai"}
         ],
         "unsupported_fields": "reject",
         "limits": {"max_request_bytes": 4096},
@@ -256,6 +265,11 @@ fn ai_refusals(seen: &mut Seen) -> Result<()> {
     let mut streamed: Value = serde_json::from_str(&chat("cut-short", 5))?;
     streamed["stream"] = json!(true);
     seen.stream_failed(&post(&streamed.to_string())?, "upstream_stream_truncated")?;
+    // A provider answer whose headers end the stream still gets a body: the error, or the stream's last events.
+    seen.refused(&post(&chat("empty", 5))?, "bad_upstream_response")?;
+    let mut empty_stream: Value = serde_json::from_str(&chat("empty-stream", 5))?;
+    empty_stream["stream"] = json!(true);
+    seen.stream_failed(&post(&empty_stream.to_string())?, "upstream_stream_truncated")?;
     ensure!(claude.received().is_empty(), "the refused Claude request never left: {:?}", claude.received());
     Ok(())
 }

@@ -20,7 +20,7 @@ use crate::config::{AiConfig, ProviderConfig, RawAiConfig};
 use crate::providers::ProviderKind;
 use crate::Usage;
 
-pub use call::{CallAnswer, PROVIDER_CALL_TIMEOUT};
+pub use call::CallAnswer;
 use metrics::Labels;
 pub use metrics::METRIC_NAMES;
 pub use response::{AiBody, AiResponseHead};

@@ -33,8 +33,6 @@ pub use adapter::{
 };
 pub use config::{RawAiConfig, UnsupportedFields};
 pub use error::AiError;
-pub use gateway::{
-    Ai, AiBody, AiHead, AiResponseHead, AiStream, CallAnswer, Caller, PROVIDER_CALL_TIMEOUT, PROVIDER_HEADER,
-};
+pub use gateway::{Ai, AiBody, AiHead, AiResponseHead, AiStream, CallAnswer, Caller, PROVIDER_HEADER};
 pub use sse::{SseEvent, SseParser};
 pub use usage::Usage;

@@ -382,7 +382,7 @@ impl Pipeline {
         ports: Ports<'_>,
     ) -> BodyVerdict {
         if stream.prompt.is_some() {
-            return self.prompt_call(stream, ports);
+            return self.prompt_call(stream, body, ports);
         }
         let ai = self.ai.as_ref().filter(|_| stream.ai.reads_request_body());
         let Some(ai) = ai else { return BodyVerdict::Continue { head: held, body: None } };
@@ -478,60 +478,4 @@ mod ratelimit_tests;
 mod trace_tests;
 
 #[cfg(test)]
-mod tests {
-    use tollgate_core::testing::MemoryHost;
-
-    use super::*;
-
-    const CONFIG: &str = r#"{
-        "upstream_headers": {"set": {"x-tollgate": "on"}, "remove": ["x-internal"]},
-        "response_headers": {"set": {"x-served-by": "tollgate"}},
-        "local_replies": [{"path_prefix": "/tollgate/ping", "method": "GET", "status": 200, "body": {"pong": true}}]
-    }"#;
-
-    fn request(method: &str, path: &str) -> RequestHead {
-        RequestHead::from_pairs([(":method", method), (":path", path), ("x-internal", "secret")])
-    }
-
-    #[test]
-    fn forwarded_requests_get_upstream_and_response_edits() {
-        let pipeline = Pipeline::from_json(CONFIG.as_bytes()).unwrap();
-        let host = MemoryHost::default();
-        let mut stream = pipeline.stream();
-        let Verdict::Continue(edits) =
-            pipeline.on_request_headers(&mut stream, &request("POST", "/v1/x"), host.ports())
-        else {
-            panic!("expected continue");
-        };
-        let mut headers = request("POST", "/v1/x").headers;
-        edits.apply_to(&mut headers);
-        assert_eq!(headers.get("x-tollgate"), Some("on"));
-        assert_eq!(headers.get("x-internal"), None);
-        assert_eq!(pipeline.on_request_body(&mut stream, b"{}", true, host.ports()), BodyVerdict::pass());
-        let Verdict::Continue(edits) =
-            pipeline.on_response_headers(&mut stream, &ResponseHead::default(), host.ports())
-        else {
-            panic!("expected continue");
-        };
-        assert_eq!(edits.set, [("x-served-by".to_string(), "tollgate".to_string())]);
-        assert_eq!(host.metric(REQUESTS_TOTAL), 1);
-        assert_eq!(host.metric(LOCAL_REPLIES_TOTAL), 0);
-    }
-
-    #[test]
-    fn local_replies_answer_and_skip_response_edits() {
-        let pipeline = Pipeline::from_json(CONFIG.as_bytes()).unwrap();
-        let host = MemoryHost::default();
-        let mut stream = pipeline.stream();
-        let Verdict::Respond(reply) =
-            pipeline.on_request_headers(&mut stream, &request("GET", "/tollgate/ping"), host.ports())
-        else {
-            panic!("expected a local reply");
-        };
-        assert_eq!(reply.status, 200);
-        assert_eq!(reply.body, br#"{"pong":true}"#);
-        let verdict = pipeline.on_response_headers(&mut stream, &ResponseHead::default(), host.ports());
-        assert_eq!(verdict, Verdict::Continue(Default::default()));
-        assert_eq!(host.metric(LOCAL_REPLIES_TOTAL), 1);
-    }
-}
+mod basic_tests;

@@ -3,7 +3,8 @@
 //! answered from what came back: `{"result", "model", "version", "usage"}`, or the error. A JSON answer that
 //! does not fit the endpoint's schema is asked for once more.
 
-use tollgate_ai::chat::ChatRequest;
+use std::time::Duration;
+
 use tollgate_ai::PROVIDER_HEADER;
 use tollgate_ai::{CallAnswer, Usage};
 use tollgate_core::{LocalReply, OutboundCall, Ports, RequestHead};
@@ -26,7 +27,6 @@ pub struct PromptState {
     endpoint: usize,
     request_id: String,
     version: String,
-    request: Option<ChatRequest>,
     /// The call in flight (kept to send again); `None` before it is sent and after the answer.
     call: Option<OutboundCall>,
     attempts: u8,
@@ -71,7 +71,6 @@ pub fn head(prompt: &PromptConfig, head: &RequestHead) -> PromptHead {
         endpoint: index,
         request_id: head.headers.get("x-request-id").unwrap_or_default().to_string(),
         version: String::new(),
-        request: None,
         call: None,
         attempts: 0,
         used: None,
@@ -89,22 +88,17 @@ pub fn prepare(prompt: &PromptConfig, state: &mut PromptState, body: &[u8]) -> R
         return Err(tollgate_prompt::PromptError::NoOutput("the endpoint is gone".into()).to_reply());
     };
     let prepared = endpoint.prepare(body, &state.request_id, &prompt.decorators).map_err(|e| e.to_reply())?;
-    let rendered = prepared.body();
-    state.version = prepared.version;
-    state.request = Some(prepared.request);
-    Ok(rendered)
+    state.version = prepared.version.clone();
+    Ok(prepared.body())
 }
 
-/// The rendered request, to be translated into the provider call.
-pub fn take_request(state: &mut PromptState) -> Option<ChatRequest> {
-    state.request.take()
+/// How long the endpoint's provider call may take.
+pub fn call_timeout(prompt: &PromptConfig, state: &PromptState) -> Duration {
+    endpoint(prompt, state).map_or(Duration::from_millis(tollgate_prompt::DEFAULT_TIMEOUT_MS), |e| e.timeout)
 }
 
-/// The call is on its way, with the endpoint's timeout.
-pub fn sent(prompt: &PromptConfig, state: &mut PromptState, mut call: OutboundCall) -> OutboundCall {
-    if let Some(endpoint) = endpoint(prompt, state) {
-        call.timeout = endpoint.timeout;
-    }
+/// The call is on its way.
+pub fn sent(state: &mut PromptState, call: OutboundCall) -> OutboundCall {
     state.attempts = state.attempts.saturating_add(1);
     state.call = Some(call.clone());
     call

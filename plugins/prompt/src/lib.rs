@@ -22,7 +22,7 @@ pub mod template;
 pub mod variables;
 pub mod versions;
 
-pub use config::{PromptConfig, RawPromptConfig, DEFAULT_OPENAPI_PATH};
+pub use config::{PromptConfig, RawPromptConfig, DEFAULT_OPENAPI_PATH, DEFAULT_TIMEOUT_MS};
 pub use decorators::{Decorator, Decorators};
 pub use endpoints::{Endpoint, PromptEndpoints};
 pub use error::{FieldError, PromptError, REASONS};

@@ -7,11 +7,7 @@ use std::time::Duration;
 use tollgate_core::{CallOutcome, OutboundCall, Ports, RequestHead, ResponseHead};
 
 use super::{request_id, Ai, AiBody, AiResponseHead, AiStream, Endpoint};
-use crate::chat::ChatRequest;
 use crate::AiError;
-
-/// How long a provider call may take; a completion of many tokens takes tens of seconds.
-pub const PROVIDER_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A provider's answer to a call, translated to OpenAI's shape as a routed response would be.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,23 +27,20 @@ impl Ai {
         stream.request_id = head.headers.get("x-request-id").map(request_id).filter(|id| !id.is_empty());
     }
 
-    /// Translates `request` for its provider and returns the call that sends it there.
+    /// Translates `body` (an OpenAI chat request) for its provider and returns the call that sends it there.
     pub fn outbound_call(
         &self,
         stream: &mut AiStream,
-        request: &ChatRequest,
+        body: &[u8],
+        timeout: Duration,
         ports: Ports<'_>,
     ) -> Result<OutboundCall, AiError> {
-        let body = serde_json::to_vec(request)
-            .map_err(|e| AiError::InvalidRequest { param: None, message: e.to_string() })?;
-        let (edits, body) = self.on_request_body(stream, &body, ports)?;
-        let cluster = stream
-            .forwarded
-            .as_ref()
-            .and_then(|f| self.provider(f.provider))
-            .map(|(provider, _)| provider.cluster.clone())
-            .ok_or_else(|| AiError::UnknownModel(request.model.clone()))?;
-        let mut call = OutboundCall::get(cluster, "", "", PROVIDER_CALL_TIMEOUT);
+        let (edits, body) = self.on_request_body(stream, body, ports)?;
+        let provider = stream.forwarded.as_ref().and_then(|f| self.provider(f.provider));
+        let Some((provider, _)) = provider else {
+            return Err(AiError::invalid("model", "the request was not routed to a provider"));
+        };
+        let mut call = OutboundCall::get(provider.cluster.clone(), "", "", timeout);
         call.method = "POST".into();
         call.body = body;
         for (name, value) in edits.set {

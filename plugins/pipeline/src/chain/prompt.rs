@@ -50,26 +50,24 @@ impl Pipeline {
         }
     }
 
-    /// The request passed every check: the filter sends it to the provider itself.
-    pub(super) fn prompt_call(&self, stream: &mut Stream, ports: Ports<'_>) -> BodyVerdict {
+    /// The request passed every check: the filter sends its rendered body to the provider itself.
+    pub(super) fn prompt_call(&self, stream: &mut Stream, body: &[u8], ports: Ports<'_>) -> BodyVerdict {
         let (Some(ai), Some(prompt), Some(state)) = (&self.ai, &self.prompt, stream.prompt.as_mut()) else {
             return BodyVerdict::pass();
         };
-        let call =
-            prompt_step::take_request(state).map(|request| ai.outbound_call(&mut stream.ai, &request, ports));
-        match call {
-            Some(Ok(call)) => {
-                let call = prompt_step::sent(prompt, state, call);
+        let timeout = prompt_step::call_timeout(prompt, state);
+        match ai.outbound_call(&mut stream.ai, body, timeout, ports) {
+            Ok(call) => {
+                let call = prompt_step::sent(state, call);
                 self.note(stream, |_| format!("prompt:call {}", call.cluster));
                 BodyVerdict::Call(Callout::Http(call))
             }
-            Some(Err(error)) => {
+            Err(error) => {
                 if let Some(limits) = &self.ratelimit {
                     limits::release(limits, &mut stream.limits, None, ports);
                 }
                 BodyVerdict::Respond(self.answered(stream, "prompt", error.to_reply(), ports))
             }
-            None => BodyVerdict::pass(),
         }
     }
 

@@ -5,8 +5,13 @@
 #   ./build.sh test      build, set up Envoy and the Python SDKs, and run every check and test (what CI runs)
 #   ./build.sh demo      a guided demo until Ctrl-C: Envoy + Tollgate + mock AI providers on localhost, fresh API
 #                        keys, and commands to try (DEMO_CHECK=1 runs and checks them instead)
-#   ./build.sh bench     ns per request through the module in the wasmtime host, side by side with ratios;
-#                        and µs per request / per SSE chunk of AI normalization next to pass-through
+#   ./build.sh bench     criterion micro-benchmarks of the filter's own time in the wasmtime host (headers path,
+#                        JWT verify, 5 KB normalization, SSE chunk, each next to pass-through), host calls per
+#                        request (also target/bench/host_calls.json) and the goals' PASS/MISS; then real
+#                        Envoy (one worker on core 0, wrk/oha and the upstream on core 1): rps, p50/p99 and cost
+#                        of bare Envoy, native filters, a trivial wasm filter, Tollgate (API key, JWT, AI path),
+#                        the issue-10 goal ratios, module size and linear memory (BENCH_SECONDS, BENCH_REPS;
+#                        also target/bench/envoy.json)
 #   ./build.sh image     the module as an Istio Wasm image (compat variant: one layer holding plugin.wasm), tagged
 #                        tollgate-wasm:<version> (TOLLGATE_IMAGE overrides), saved to dist/tollgate-wasm-image.tar
 #   ./build.sh check CONFIG.json...   compile filter configs offline, as Envoy would load them
@@ -93,15 +98,32 @@ ensure_envoy() {
   log "Envoy: $("$ENVOY_BIN" --version | grep -o 'version: .*' | head -n 1)"
 }
 
+# binaryen's wasm-opt shrinks the module after rustc (about 12%): Debian's package, installed when missing
+# and we may (WASM_OPT overrides the binary).
+ensure_wasm_opt() {
+  WASM_OPT="${WASM_OPT:-wasm-opt}"
+  command -v "$WASM_OPT" >/dev/null && return
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing binaryen (Debian) for wasm-opt"
+    apt-get update -qq && apt-get install -y -qq binaryen >/dev/null
+  else
+    die "wasm-opt not found: apt-get install binaryen (or set WASM_OPT)"
+  fi
+}
+
 cmd_build() {
   ensure_wasm_target
+  ensure_wasm_opt
   log "building dist/tollgate.wasm (release, $WASM_TARGET)"
   local start=$SECONDS
   cargo build --release --target "$WASM_TARGET" -p tollgate -p tollgate-probe
   local took=$((SECONDS - start))
   mkdir -p "$DIST"
   local out="${CARGO_TARGET_DIR:-target}/$WASM_TARGET/release"
-  cp "$out/tollgate.wasm" "$DIST/tollgate.wasm"
+  # The features rustc enables for $WASM_TARGET (its target_features section is stripped with the names).
+  "$WASM_OPT" -Oz --strip-debug --strip-producers --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+    --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types \
+    "$out/tollgate.wasm" -o "$DIST/tollgate.wasm"
   cp "$out/tollgate_probe.wasm" "$DIST/tollgate-probe.wasm"
   (cd "$DIST" && sha256sum tollgate.wasm > tollgate.wasm.sha256)
   local size
@@ -183,10 +205,49 @@ test_container_backend() {
 
 cmd_bench() {
   cmd_build
-  log "benchmark: requests through dist/tollgate.wasm in the wasmtime host (optimised build, takes a while)"
-  cargo bench -p tollgate-harness --bench requests
-  log "benchmark: AI normalization (5 KB OpenAI -> Anthropic request, 50-event SSE) next to pass-through"
-  cargo bench -p tollgate-harness --bench ai
+  log "benchmark: dist/tollgate.wasm in the wasmtime host, criterion (optimised build, a few minutes)"
+  cargo bench -p tollgate-harness --bench micro
+  ensure_envoy
+  ensure_wrk
+  ensure_oha
+  log "benchmark: Envoy with one worker, rows A N-K N-J T K J AI-pass AI (about $(bench_minutes) minutes)"
+  cargo bench -p tollgate-harness --bench envoy
+}
+
+# wrk drives the Envoy benchmark's saturation runs; Debian's package, installed when missing and we may.
+ensure_wrk() {
+  command -v wrk >/dev/null && return
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing wrk (Debian)"
+    apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+  else
+    die "wrk not found: apt-get install wrk"
+  fi
+}
+
+# oha drives the Envoy benchmark's fixed-rate runs (wrk has no fixed rate): a pinned version from crates.io,
+# installed into the target dir (OHA_BIN overrides). Built in its own target dir, so it neither waits on nor
+# blocks the workspace's build lock, which is removed once installed.
+OHA_VERSION="1.16.0"
+ensure_oha() {
+  if [[ -n "${OHA_BIN:-}" ]]; then
+    [[ -x "$OHA_BIN" ]] || die "OHA_BIN=$OHA_BIN is not an executable"
+    return
+  fi
+  local tools="${CARGO_TARGET_DIR:-$ROOT/target}/bench-tools"
+  if [[ "$("$tools/bin/oha" --version 2>/dev/null)" != "oha $OHA_VERSION" ]]; then
+    log "installing oha $OHA_VERSION (crates.io) into $tools (a few minutes, once)"
+    cargo install --quiet --locked "oha@$OHA_VERSION" --root "$tools" --target-dir "$tools/build"
+    rm -rf "$tools/build"
+  fi
+  export OHA_BIN="$tools/bin/oha"
+}
+
+# What the Envoy benchmark's knobs add up to: 8 rows x repetitions x seconds at saturation, the AI pair at two
+# fixed rates, plus warm-up, startup and the memory run.
+bench_minutes() {
+  local seconds="${BENCH_SECONDS:-5}" reps="${BENCH_REPS:-5}"
+  echo $(((12 * reps * seconds + 90 + 59) / 60))
 }
 
 # Istio's Wasm image, "compat" variant: a FROM-scratch image whose one layer holds plugin.wasm. Istio's agent

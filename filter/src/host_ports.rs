@@ -1,4 +1,4 @@
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::SystemTime;
 
@@ -84,5 +84,27 @@ impl Metrics for HostPorts {
         if let Some(id) = self.metric_id(MetricType::Histogram, name) {
             let _ = hostcalls::record_metric(id, value);
         }
+    }
+}
+
+/// Gauge: the VM's wasm linear memory in bytes (in Envoy `wasmcustom.tollgate_wasm_memory_bytes`). Envoy
+/// reports no memory figure for a wasm VM; this one is set when the memory has grown since the VM last set
+/// it, which (memory never shrinks) happens a handful of times in a VM's life. VMs share the gauge: it
+/// holds the figure of the VM that grew last, which with one VM per worker and all alike is the per-VM figure.
+pub const WASM_MEMORY_GAUGE: &str = "tollgate_wasm_memory_bytes";
+
+thread_local! {
+    static PUBLISHED_MEMORY: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Publishes the linear memory size if it grew: one wasm instruction and, rarely, one host call.
+pub fn publish_memory(ports: &HostPorts) {
+    #[cfg(target_arch = "wasm32")]
+    let bytes = core::arch::wasm32::memory_size(0).saturating_mul(65_536);
+    #[cfg(not(target_arch = "wasm32"))]
+    let bytes = 0usize;
+    if bytes > PUBLISHED_MEMORY.get() {
+        PUBLISHED_MEMORY.set(bytes);
+        ports.set_gauge(WASM_MEMORY_GAUGE, bytes as u64);
     }
 }

@@ -331,6 +331,7 @@ impl HttpContext for TollgateHttp {
     }
 
     fn on_log(&mut self) {
+        crate::host_ports::publish_memory(&self.ports);
         let reports = self.pipeline.on_stream_done(&mut self.stream, self.ports.ports());
         if !reports.is_empty() {
             self.outbox.borrow_mut().extend(reports);

@@ -33,6 +33,7 @@ mod log;
 mod memory;
 mod message;
 mod plugin;
+mod profile;
 mod shared;
 mod state;
 mod vm;
@@ -51,6 +52,7 @@ pub use exchange::{Dispatch, Stream};
 pub use log::{LogLevel, LogLine};
 pub use message::{DownstreamResponse, Exchange, Headers, Request, Response, UpstreamRequest};
 pub use plugin::PluginBuilder;
+pub use profile::{ExportProfile, GuestProfile};
 pub use shared::MetricKind;
 pub use vm::Vm;
 
@@ -67,6 +69,8 @@ struct HostInner {
     engine: Engine,
     pre: InstancePre<VmState>,
     shared: Shared,
+    /// Import names by hostcall id, to name the counts in a [`GuestProfile`].
+    hostcall_names: Vec<String>,
 }
 
 impl Host {
@@ -103,7 +107,8 @@ impl Host {
         let pre =
             imports.linker.instantiate_pre(module).map_err(|e| HostError::Instantiate(format!("{e:?}")))?;
         let shared = Arc::new(Mutex::new(SharedState::default()));
-        Ok(Self { inner: Arc::new(HostInner { engine, pre, shared }) })
+        let hostcall_names = imports.names;
+        Ok(Self { inner: Arc::new(HostInner { engine, pre, shared, hostcall_names }) })
     }
 
     /// Starts configuring VMs of the plugin with this plugin configuration (JSON, usually).
@@ -121,6 +126,10 @@ impl Host {
 
     pub(crate) fn shared(&self) -> &Shared {
         &self.inner.shared
+    }
+
+    pub(crate) fn hostcall_names(&self) -> &[String] {
+        &self.inner.hostcall_names
     }
 
     /// A counter's or gauge's current value, by the name the guest defined.

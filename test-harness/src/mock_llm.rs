@@ -246,3 +246,21 @@ fn set(value: &mut Value, key: &str, field: Value) {
 
 /// The fixed creation time of every mock response (2025-01-01T00:00:00Z).
 const CREATED: u64 = 1_735_689_600;
+
+/// The benchmarks' OpenAI chat request of about 5 KB for an Anthropic model: a system prompt, eight turns, and
+/// `last_words` words in the last user turn (the mock streams one event per word, plus 7 framing events).
+pub fn bench_chat_request(stream: bool, last_words: usize) -> serde_json::Value {
+    use serde_json::json;
+    let filler = "The quick brown fox jumps over the lazy dog while the proxy translates every field. ";
+    let mut messages = vec![json!({"role": "system", "content": filler.repeat(8)})];
+    for turn in 0..8 {
+        messages.push(json!({"role": "user", "content": format!("Question {turn}: {}", filler.repeat(3))}));
+        messages
+            .push(json!({"role": "assistant", "content": format!("Answer {turn}: {}", filler.repeat(2))}));
+    }
+    let last: Vec<String> = (0..last_words).map(|i| format!("w{i}")).collect();
+    messages.push(json!({"role": "user", "content": last.join(" ")}));
+    let usage = if stream { json!({"include_usage": true}) } else { serde_json::Value::Null };
+    json!({"model": "claude-sonnet-4-5", "messages": messages, "stream": stream, "temperature": 0.2,
+           "max_tokens": 512, "stream_options": usage})
+}

@@ -161,3 +161,24 @@ fn every_json_example_in_the_readme_is_a_configuration_the_filter_accepts() {
         }
     }
 }
+
+#[test]
+fn the_vm_publishes_its_linear_memory_and_it_stays_flat_over_requests() {
+    let mut vm = host().plugin(CONFIG).start().unwrap();
+    let send = |vm: &mut tollgate_harness::host::Vm, n: usize| {
+        for _ in 0..n {
+            let ex = vm
+                .send(Request::post("/v1/echo").body(r#"{"hello":"world"}"#))
+                .respond_with(Response::status(200).body("ok"))
+                .run()
+                .unwrap();
+            assert_eq!(ex.downstream.status, 200);
+        }
+        vm.forget_finished();
+    };
+    send(&mut vm, 100);
+    let warm = vm.metric("tollgate_wasm_memory_bytes").expect("the memory gauge is defined");
+    assert!(warm >= 65_536 && warm % 65_536 == 0, "{warm} bytes is not whole wasm pages");
+    send(&mut vm, 5_000);
+    assert_eq!(vm.metric("tollgate_wasm_memory_bytes"), Some(warm), "memory grew over 5,000 requests");
+}

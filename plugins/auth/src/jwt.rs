@@ -26,8 +26,10 @@
 
 mod claims;
 mod config;
+mod crypto;
 mod jwks_cache;
 mod keys;
+mod pem;
 mod provider;
 mod token;
 mod token_cache;

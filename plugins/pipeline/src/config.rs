@@ -52,13 +52,8 @@ impl Pipeline {
             Some(b'{') => {}
             Some(_) => return Err(ConfigPath::root().error("the configuration must be a JSON object")),
         }
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            // serde_path_to_error says "." for the root and "?" where it could not tell.
-            let path = if path == "." || path == "?" { String::new() } else { path };
-            ConfigError::at(&path, e.into_inner().to_string())
-        })?;
+        let raw: RawConfig = serde_json::from_slice(bytes)
+            .map_err(|e| ConfigError::at(&tollgate_core::json_error_path(bytes, &e), e.to_string()))?;
         Pipeline::try_from(raw)
     }
 }

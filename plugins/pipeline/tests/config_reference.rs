@@ -169,8 +169,13 @@ fn explore(probes: &[Probe], failures: &mut Vec<String>) -> BTreeMap<&'static st
                 listed_after(&message, &stray)
             }
             Kind::Untagged(direct) => {
+                // serde reads an untagged value whole before it tries the variants, and serde_json places the
+                // error late: the path names the value, or its list when more follows the list.
+                let list = &steps[..steps.len() - 1];
                 assert!(
-                    message.starts_with(&format!("{at}: data did not match any variant of untagged enum")),
+                    [concrete(steps), concrete(list)].iter().any(|at| {
+                        message.starts_with(&format!("{at}: data did not match any variant of untagged enum"))
+                    }),
                     "{}: {message}",
                     probe.path
                 );

@@ -109,7 +109,7 @@ fn parse_json_answer(text: &str) -> Result<Value, String> {
         .and_then(|rest| rest.strip_suffix("```"))
         .map(|inner| inner.strip_prefix("json").unwrap_or(inner))
         .unwrap_or(trimmed);
-    serde_json::from_str(unfenced).map_err(|e| format!("the answer is not JSON: {e}"))
+    serde_json::from_slice(unfenced.as_bytes()).map_err(|e| format!("the answer is not JSON: {e}"))
 }
 
 #[cfg(test)]

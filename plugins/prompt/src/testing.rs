@@ -9,9 +9,8 @@ use crate::{Endpoint, PromptConfig, RawPromptConfig};
 /// Compiles a `prompt` section; the error is `path: message`, paths starting at `prompt`.
 pub fn compile(config: Value) -> Result<PromptConfig, String> {
     let text = config.to_string();
-    let mut de = serde_json::Deserializer::from_str(&text);
-    let raw: RawPromptConfig = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| format!("prompt.{}: {}", e.path(), e.inner()))?;
+    let raw: RawPromptConfig = serde_json::from_str(&text)
+        .map_err(|e| format!("prompt.{}: {e}", tollgate_core::json_error_path(text.as_bytes(), &e)))?;
     PromptConfig::compile(raw, &ConfigPath::root().field("prompt")).map_err(|e| e.to_string())
 }
 

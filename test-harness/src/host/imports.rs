@@ -10,7 +10,7 @@ mod wasi;
 
 use std::collections::BTreeSet;
 
-use wasmtime::{Engine, IntoFunc, Linker, Module};
+use wasmtime::{Caller, Engine, Linker, Module, WasmRet, WasmTy};
 
 use super::error::HostError;
 use super::state::VmState;
@@ -19,46 +19,105 @@ use super::state::VmState;
 pub(crate) struct Imports {
     pub linker: Linker<VmState>,
     provided: BTreeSet<(String, String)>,
+    /// Import names by hostcall id, the index each call is counted under in the VM's profile.
+    pub names: Vec<String>,
 }
 
 /// Registers host functions and remembers their names.
 pub(crate) struct Registry<'a> {
     linker: &'a mut Linker<VmState>,
     provided: &'a mut BTreeSet<(String, String)>,
+    names: &'a mut Vec<String>,
 }
 
 impl Registry<'_> {
-    pub fn func<Params, Args>(
+    /// Registers `func` so that each call is first counted in the calling VM's profile.
+    pub fn func<Params, Results>(
         &mut self,
         module: &str,
         name: &str,
-        func: impl IntoFunc<VmState, Params, Args>,
+        func: impl CountedHostFn<Params, Results>,
     ) -> wasmtime::Result<()> {
-        self.linker.func_wrap(module, name, func)?;
+        func.register(self.linker, module, name, self.names.len())?;
+        self.names.push(name.to_string());
         self.provided.insert((module.to_string(), name.to_string()));
         Ok(())
     }
 
-    pub fn env<Params, Args>(
+    pub fn env<Params, Results>(
         &mut self,
         name: &str,
-        func: impl IntoFunc<VmState, Params, Args>,
+        func: impl CountedHostFn<Params, Results>,
     ) -> wasmtime::Result<()> {
         self.func("env", name, func)
     }
 }
 
+/// A hostcall body taking the `Caller` and wasm arguments, which registers itself wrapped in a
+/// counter of its calls (one impl per arity, as wasmtime's `IntoFunc` has).
+pub(crate) trait CountedHostFn<Params, Results>: Send + Sync + 'static {
+    fn register(
+        self,
+        linker: &mut Linker<VmState>,
+        module: &str,
+        name: &str,
+        id: usize,
+    ) -> wasmtime::Result<()>;
+}
+
+macro_rules! counted_host_fn {
+    ($($arg:ident: $ty:ident),*) => {
+        impl<F, R, $($ty,)*> CountedHostFn<($($ty,)*), R> for F
+        where
+            F: Fn(Caller<'_, VmState>, $($ty),*) -> R + Send + Sync + 'static,
+            $($ty: WasmTy,)*
+            R: WasmRet,
+        {
+            fn register(
+                self,
+                linker: &mut Linker<VmState>,
+                module: &str,
+                name: &str,
+                id: usize,
+            ) -> wasmtime::Result<()> {
+                linker.func_wrap(module, name, move |mut caller: Caller<'_, VmState>, $($arg: $ty),*| -> R {
+                    caller.data_mut().profile.count_hostcall(id);
+                    self(caller, $($arg),*)
+                })?;
+                Ok(())
+            }
+        }
+    };
+}
+
+counted_host_fn!();
+counted_host_fn!(a1: A1);
+counted_host_fn!(a1: A1, a2: A2);
+counted_host_fn!(a1: A1, a2: A2, a3: A3);
+counted_host_fn!(a1: A1, a2: A2, a3: A3, a4: A4);
+counted_host_fn!(a1: A1, a2: A2, a3: A3, a4: A4, a5: A5);
+counted_host_fn!(a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6);
+counted_host_fn!(a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7);
+counted_host_fn!(a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7, a8: A8);
+counted_host_fn!(a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7, a8: A8, a9: A9);
+counted_host_fn!(a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7, a8: A8, a9: A9, a10: A10);
+counted_host_fn!(a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7, a8: A8, a9: A9, a10: A10, a11: A11);
+counted_host_fn!(
+    a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7, a8: A8, a9: A9, a10: A10, a11: A11, a12: A12
+);
+
 impl Imports {
     pub fn new(engine: &Engine) -> wasmtime::Result<Self> {
         let mut linker = Linker::new(engine);
         let mut provided = BTreeSet::new();
-        let mut registry = Registry { linker: &mut linker, provided: &mut provided };
+        let mut names = Vec::new();
+        let mut registry = Registry { linker: &mut linker, provided: &mut provided, names: &mut names };
         context::register(&mut registry)?;
         http::register(&mut registry)?;
         callouts::register(&mut registry)?;
         shared::register(&mut registry)?;
         wasi::register(&mut registry)?;
-        Ok(Self { linker, provided })
+        Ok(Self { linker, provided, names })
     }
 
     /// Fails naming every import the host lacks, which is clearer than wasmtime's first-miss error.

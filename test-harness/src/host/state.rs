@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::abi::Pairs;
 use super::calls::PendingCall;
 use super::log::{LogLevel, LogLine};
+use super::profile::Profiler;
 use super::shared::Shared;
 
 /// A foreign function the guest can call by name: arguments in, result bytes or a status out.
@@ -143,6 +144,8 @@ pub(crate) struct VmState {
     /// Contexts that called `proxy_done`.
     pub done_requests: Vec<u32>,
     pub route_cache_clears: u32,
+    /// Guest time and hostcall counts, for benchmarks.
+    pub profile: Profiler,
 }
 
 impl VmState {
@@ -172,6 +175,7 @@ impl VmState {
             rng_state: 0x9e37_79b9_7f4a_7c15 ^ (index as u64 + 1),
             done_requests: Vec::new(),
             route_cache_clears: 0,
+            profile: Profiler::default(),
         }
     }
 

@@ -3,7 +3,7 @@
 //! guest's last log lines and marks the VM dead, as Envoy does with a crashed VM.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::{Instance, Store, Val};
 
@@ -93,7 +93,11 @@ impl Vm {
             })
             .collect();
         let mut results = vec![Val::I32(0); ty.results().len()];
+        self.store.data_mut().profile.enter(name);
+        let started = Instant::now();
         let outcome = func.call(&mut self.store, &params, &mut results);
+        let elapsed = started.elapsed();
+        self.store.data_mut().profile.leave(elapsed);
         self.store.data_mut().flush_wasi_lines();
         if let Err(error) = outcome {
             let callback =

@@ -4,9 +4,8 @@ use super::*;
 
 fn compile(config: Value) -> Result<AiConfig, String> {
     let text = config.to_string();
-    let mut de = serde_json::Deserializer::from_str(&text);
-    let raw: RawAiConfig =
-        serde_path_to_error::deserialize(&mut de).map_err(|e| format!("ai.{}: {}", e.path(), e.inner()))?;
+    let raw: RawAiConfig = serde_json::from_str(&text)
+        .map_err(|e| format!("ai.{}: {e}", tollgate_core::json_error_path(text.as_bytes(), &e)))?;
     AiConfig::compile(raw, &ConfigPath::root().field("ai")).map_err(|e| e.to_string())
 }
 

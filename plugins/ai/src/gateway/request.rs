@@ -165,13 +165,15 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AiError> {
         param: None,
         message: format!("the body is not UTF-8: {e}"),
     })?;
-    let mut de = serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
+    serde_json::from_slice(text.as_bytes()).map_err(|inner| {
         if inner.is_syntax() || inner.is_eof() {
-            AiError::InvalidRequest { param: None, message: format!("the body is not valid JSON: {inner}") }
-        } else if path == "." || path == "?" {
+            return AiError::InvalidRequest {
+                param: None,
+                message: format!("the body is not valid JSON: {inner}"),
+            };
+        }
+        let path = tollgate_core::json_error_path(body, &inner);
+        if path.is_empty() {
             AiError::InvalidRequest { param: None, message: inner.to_string() }
         } else {
             AiError::InvalidRequest { param: Some(path.clone()), message: format!("{path}: {inner}") }

@@ -6,6 +6,7 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
+use super::pem::PublicKey;
 use super::token::{algorithm_from_name, is_valid_kid, ParsedToken};
 
 /// More keys than any real JWKS holds; bounds the work a token without `kid` can cause.
@@ -63,6 +64,7 @@ impl VerificationKey {
 
     pub fn verifies(&self, token: &ParsedToken<'_>) -> bool {
         let input = token.signing_input.as_bytes();
+        super::crypto::install();
         matches!(jsonwebtoken::crypto::verify(token.signature, input, &self.key, token.alg), Ok(true))
     }
 
@@ -171,26 +173,10 @@ fn parse_jwk(entry: &Value, allow_secrets: bool) -> Result<Option<VerificationKe
 
 /// Reads a single PEM public key (SPKI `PUBLIC KEY`, PKCS#1 `RSA PUBLIC KEY`, or a certificate).
 pub(crate) fn parse_pem(pem: &str) -> Result<VerificationKey, String> {
-    let bytes = pem.as_bytes();
-    let (kind, key) = if let Ok(rsa) = DecodingKey::from_rsa_pem(bytes) {
-        let jwk = jsonwebtoken::jwk::Jwk::from_decoding_key(&rsa, None).map_err(|_| "invalid RSA key")?;
-        match jwk.algorithm {
-            jsonwebtoken::jwk::AlgorithmParameters::RSA(p) => rsa_key(&b64(&p.n)?, &b64(&p.e)?)?,
-            _ => return Err("invalid RSA key".into()),
-        }
-    } else if let Ok(ec) = DecodingKey::from_ec_pem(bytes) {
-        let point = ec.try_get_as_bytes().map_err(|_| "invalid EC key")?;
-        let kind = match point.len() {
-            65 => KeyKind::P256,
-            97 => KeyKind::P384,
-            _ => return Err("only P-256 and P-384 EC keys are supported".into()),
-        };
-        (kind, ec)
-    } else if let Ok(ed) = DecodingKey::from_ed_pem(bytes) {
-        let x = ed.try_get_as_bytes().map_err(|_| "invalid Ed25519 key")?;
-        ed25519_key(x)?
-    } else {
-        return Err("not a PEM RSA, EC (P-256/P-384) or Ed25519 public key".into());
+    let (kind, key) = match super::pem::public_key(pem)? {
+        PublicKey::Rsa { n, e } => rsa_key(&n, &e)?,
+        PublicKey::Ec { crv, x, y } => ec_key(crv, &x, &y)?,
+        PublicKey::Ed25519(x) => ed25519_key(&x)?,
     };
     Ok(VerificationKey { kid: None, alg: None, kind, key })
 }

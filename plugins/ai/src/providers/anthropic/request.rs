@@ -207,7 +207,7 @@ fn tool_input(arguments: &str, param: String) -> Result<Value, AiError> {
     if arguments.trim().is_empty() {
         return Ok(json!({}));
     }
-    match serde_json::from_str::<Value>(arguments) {
+    match serde_json::from_slice::<Value>(arguments.as_bytes()) {
         Ok(input @ Value::Object(_)) => Ok(input),
         Ok(_) => Err(AiError::invalid(param, "tool call arguments must be a JSON object")),
         Err(e) => Err(AiError::invalid(param, format!("tool call arguments are not valid JSON: {e}"))),

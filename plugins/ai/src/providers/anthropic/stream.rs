@@ -37,7 +37,7 @@ impl StreamTranslator for AnthropicStream {
         if self.stopped || event.data.trim().is_empty() {
             return Ok(());
         }
-        let data: Value = serde_json::from_str(&event.data).map_err(|e| {
+        let data: Value = serde_json::from_slice(event.data.as_bytes()).map_err(|e| {
             AiError::BadUpstreamResponse(format!("an Anthropic stream event is not JSON: {e}"))
         })?;
         // The data's own `type` is authoritative; the `event:` name repeats it.

@@ -210,7 +210,7 @@ fn arguments(text: &str) -> Option<Value> {
     if text.trim().is_empty() {
         return Some(json!({}));
     }
-    serde_json::from_str::<Value>(text).ok().filter(Value::is_object)
+    serde_json::from_slice::<Value>(text.as_bytes()).ok().filter(Value::is_object)
 }
 
 /// A tool result. Gemini matches results to calls by function name, which OpenAI's result does not carry:
@@ -236,7 +236,7 @@ fn function_response(
         .iter()
         .filter_map(|p| p.get("text").and_then(Value::as_str))
         .collect::<String>();
-    let response = match serde_json::from_str::<Value>(&text) {
+    let response = match serde_json::from_slice::<Value>(text.as_bytes()) {
         Ok(object @ Value::Object(_)) => object,
         _ => json!({ "content": text }),
     };

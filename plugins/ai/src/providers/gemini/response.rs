@@ -107,8 +107,9 @@ impl GenerateResponse {
         if let Some(error) = embedded_error(&value, data) {
             return Err(error);
         }
-        serde_path_to_error::deserialize(&value).map_err(|e| {
-            AiError::BadUpstreamResponse(format!("Gemini response at `{}`: {}", e.path(), e.inner()))
+        serde_json::from_slice(data).map_err(|e| {
+            let path = tollgate_core::json_error_path(data, &e);
+            AiError::BadUpstreamResponse(format!("Gemini response at `{path}`: {e}"))
         })
     }
 

@@ -43,7 +43,7 @@ impl StreamTranslator for PassThroughStream {
             self.done = true;
             return Ok(());
         }
-        let mut parsed: Value = serde_json::from_str(data)
+        let mut parsed: Value = serde_json::from_slice(data.as_bytes())
             .map_err(|e| AiError::BadUpstreamResponse(format!("a stream event is not JSON: {e}")))?;
         let Some(chunk) = parsed.as_object_mut() else {
             return Err(AiError::BadUpstreamResponse("a stream event is not a JSON object".into()));

@@ -117,7 +117,7 @@ fn broken_inline_keys_name_their_index() {
         &["RS256"],
         json!({"pem": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}),
     ));
-    assert!(err.starts_with("auth.jwt_providers[0].keys.pem: not a PEM"), "{err}");
+    assert!(err.starts_with("auth.jwt_providers[0].keys.pem: malformed key"), "{err}");
 }
 
 #[test]

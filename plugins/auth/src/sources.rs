@@ -157,7 +157,8 @@ impl CredentialStrip {
     /// Edits removing credentials from `head`: headers, and a rewritten `:path` / `cookie` when a credential
     /// query parameter or cookie is present.
     pub fn edits(&self, head: &RequestHead, edits: &mut HeaderEdits) {
-        edits.remove.extend(self.headers.iter().cloned());
+        // Only the ones the request carries: each removal is a host call.
+        edits.remove.extend(self.headers.iter().filter(|name| head.headers.get(name).is_some()).cloned());
         if !self.query.is_empty() {
             if let Some((base, query)) = head.path.split_once('?') {
                 let kept: Vec<&str> = query

@@ -86,9 +86,21 @@ fn stripped(strip: &CredentialStrip, h: &RequestHead) -> HeaderEdits {
 #[test]
 fn stripping_covers_default_and_configured_headers() {
     let strip = CredentialStrip::new(&[Source::bearer(), Source::header("x-custom-key")]);
-    let edits = stripped(&strip, &head(&[(":path", "/v1/x?q=1")]));
+    let every = [
+        (":path", "/v1/x?q=1"),
+        ("Authorization", "Bearer a"),
+        ("x-api-key", "b"),
+        ("api-key", "c"),
+        ("x-custom-key", "d"),
+        ("x-other", "e"),
+    ];
+    let edits = stripped(&strip, &head(&every));
     assert_eq!(edits.remove, ["authorization", "x-api-key", "api-key", "x-custom-key"]);
     assert!(edits.set.is_empty());
+    // Only what the request carries is removed (each removal is a host call).
+    let edits = stripped(&strip, &head(&[(":path", "/v1/x"), ("x-custom-key", "d")]));
+    assert_eq!(edits.remove, ["x-custom-key"]);
+    assert!(stripped(&strip, &head(&[(":path", "/v1/x")])).remove.is_empty());
 }
 
 #[test]

@@ -194,7 +194,7 @@ fn output_modes_are_checked() {
         out(json!({"mode": "yaml"})).starts_with("prompt.endpoints[0].output.mode: unknown variant `yaml`")
     );
     assert!(out(json!({"mode": "text", "schema": {}}))
-        .starts_with("prompt.endpoints[0].output: unknown field `schema`"));
+        .starts_with("prompt.endpoints[0].output.schema: unknown field `schema`"));
     assert!(out(json!({"mode": "json"})).starts_with("prompt.endpoints[0].output: missing field `schema`"));
     assert_eq!(
         out(json!({"mode": "json", "schema": {"type": "array"}})),

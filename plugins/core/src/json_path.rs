@@ -16,7 +16,9 @@ pub fn error_path(text: &[u8], error: &serde_json::Error) -> String {
     // the value, or after its parent's `}` when it is the parent's last member. An unknown key is found
     // where it stands instead: its last occurrence as a key before the reported offset.
     let message = error.to_string();
-    if let Some(key) = message.strip_prefix("unknown field `").and_then(|rest| rest.split('`').next()) {
+    // Keys longer than any real field name are not searched for: the search is a pass per key byte.
+    let unknown = message.strip_prefix("unknown field `").and_then(|rest| rest.split('`').next());
+    if let Some(key) = unknown.filter(|key| key.len() <= 128) {
         // The last occurrence, unless it sits inside an earlier occurrence's value (`"x": {"x": 1}`).
         let mut best: Option<String> = None;
         // At most a few: each look is a pass over the text, and the text may be a hostile request body.

@@ -1,6 +1,7 @@
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::time::SystemTime;
+
+use hashbrown::HashMap;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{MetricType, Status};
@@ -8,16 +9,20 @@ use tollgate_core::{CasToken, Clock, Metrics, Ports, SharedStore, StoreError};
 
 /// The plugin ports implemented with proxy-wasm host calls. Metric ids are defined on first use and
 /// remembered (one map per metric type, so a lookup borrows the name instead of allocating a key), so each
-/// name costs one `define_metric` per VM.
+/// name costs one `define_metric` per VM. The clock is read once per `ports()`: the steps of one callback
+/// see one instant, for one host call.
 #[derive(Default)]
 pub struct HostPorts {
     counters: RefCell<HashMap<String, u32>>,
     gauges: RefCell<HashMap<String, u32>>,
     histograms: RefCell<HashMap<String, u32>>,
+    now: Cell<Option<SystemTime>>,
 }
 
 impl HostPorts {
+    /// The ports for one callback (the clock is read afresh on first use).
     pub fn ports(&self) -> Ports<'_> {
+        self.now.set(None);
         Ports { clock: self, store: self, metrics: self }
     }
 
@@ -45,7 +50,12 @@ impl HostPorts {
 
 impl Clock for HostPorts {
     fn now(&self) -> SystemTime {
-        hostcalls::get_current_time().unwrap_or(SystemTime::UNIX_EPOCH)
+        if let Some(now) = self.now.get() {
+            return now;
+        }
+        let now = hostcalls::get_current_time().unwrap_or(SystemTime::UNIX_EPOCH);
+        self.now.set(Some(now));
+        now
     }
 }
 

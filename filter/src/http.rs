@@ -4,12 +4,13 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 use tollgate_core::{
-    BodyVerdict, CallOutcome, Callout, HeaderEdits, LocalReply, RequestHead, ResponseHead, Verdict,
+    BodyVerdict, CallOutcome, Callout, HeaderEdits, Headers, LocalReply, RequestHead, ResponseHead, Verdict,
 };
 use tollgate_pipeline::trace::TRACE_PROPERTY;
 use tollgate_pipeline::{BackgroundCall, Pipeline, Stream};
 
 use crate::callout;
+use crate::header_map;
 use crate::host_ports::HostPorts;
 
 /// One per HTTP stream. Reads each phase's input from the host, asks the pipeline, applies the verdict.
@@ -200,7 +201,7 @@ impl TollgateHttp {
                 // Envoy has no body to replace: the edited head and the new body go as a local reply, which
                 // Envoy sends straight to the client while the response head has not left yet.
                 apply_edits(map, &head);
-                self.reply(&ended_response_reply(read_map(map), new_body))
+                self.reply(&ended_response_reply(&header_map::read(map), new_body))
             }
             BodyVerdict::Continue { head, body: replacement } => {
                 if let Some(new_body) = replacement {
@@ -293,7 +294,7 @@ impl HttpContext for TollgateHttp {
                 self.pipeline.set_source_address(&mut self.stream, &address);
             }
         }
-        let head = RequestHead::from_pairs(read_map(MapType::HttpRequestHeaders));
+        let head = RequestHead::from_headers(header_map::read(MapType::HttpRequestHeaders));
         let verdict = self.pipeline.on_request_headers(&mut self.stream, &head, self.ports.ports());
         self.publish_trace();
         self.head_verdict(verdict, MapType::HttpRequestHeaders, end_of_stream)
@@ -318,7 +319,11 @@ impl HttpContext for TollgateHttp {
             return Action::Continue;
         }
         self.head_held = false;
-        let head = ResponseHead::from_pairs(read_map(MapType::HttpResponseHeaders));
+        let head = if self.pipeline.reads_response_head(&self.stream) {
+            ResponseHead::from_headers(header_map::read(MapType::HttpResponseHeaders))
+        } else {
+            ResponseHead::default()
+        };
         let verdict = self.pipeline.on_response_headers(&mut self.stream, &head, self.ports.ports());
         self.head_verdict(verdict, MapType::HttpResponseHeaders, end_of_stream)
     }
@@ -341,25 +346,14 @@ impl HttpContext for TollgateHttp {
 
 /// The local reply that stands for a response whose head ended the stream: its (edited) status and headers,
 /// without pseudo-headers or framing, and the body the pipeline wrote for it.
-fn ended_response_reply(headers: Vec<(String, String)>, body: Vec<u8>) -> LocalReply {
-    let status =
-        headers.iter().find(|(n, _)| n == ":status").and_then(|(_, v)| v.parse().ok()).unwrap_or(502);
+fn ended_response_reply(headers: &Headers, body: Vec<u8>) -> LocalReply {
+    let status = headers.get(":status").and_then(|v| v.parse().ok()).unwrap_or(502);
     let headers = headers
-        .into_iter()
-        .filter(|(n, _)| !n.starts_with(':') && n != "content-length" && n != "transfer-encoding")
+        .iter()
+        .filter(|(n, _)| !n.starts_with(':') && *n != "content-length" && *n != "transfer-encoding")
+        .map(|(n, v)| (n.to_string(), v.to_string()))
         .collect();
     LocalReply { status, headers, body, details: "tollgate_rewritten_empty_response".into() }
-}
-
-/// Reads a header map. Values that are not UTF-8 (HTTP allows obs-text) are read lossily rather than trusted.
-fn read_map(map: MapType) -> Vec<(String, String)> {
-    match hostcalls::get_map_bytes(map) {
-        Ok(pairs) => pairs.into_iter().map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned())).collect(),
-        Err(status) => {
-            log::warn!("cannot read headers ({status:?})");
-            Vec::new()
-        }
-    }
 }
 
 fn apply_edits(map: MapType, edits: &HeaderEdits) {

@@ -3,6 +3,7 @@
 //! the host, asks the pipeline, and applies the returned verdict. Owns no config section itself.
 
 mod callout;
+mod header_map;
 mod host_ports;
 mod http;
 mod root;

@@ -200,7 +200,14 @@ fn compile_error(path: &Path, error: &wasmtime::Error) -> HostError {
 fn engine() -> HostResult<Engine> {
     static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
     ENGINE
-        .get_or_init(|| Engine::new(&Config::new()).map_err(|e| format!("{e:?}")))
+        .get_or_init(|| {
+            let mut config = Config::new();
+            // `perf record` can name the guest's functions: wasmtime writes /tmp/perf-<pid>.map.
+            if std::env::var_os("TOLLGATE_WASM_PERFMAP").is_some() {
+                config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+            }
+            Engine::new(&config).map_err(|e| format!("{e:?}"))
+        })
         .clone()
         .map_err(HostError::Instantiate)
 }

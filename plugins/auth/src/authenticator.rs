@@ -131,7 +131,7 @@ impl Auth {
             (Err(denial), _) => AuthDecision::Deny(AuthError::IpDenied(denial)),
             (Ok(()), Require::None) => AuthDecision::Allow(Authorized {
                 consumer: None,
-                edits: HeaderEdits { set: Vec::new(), remove: self.identity_headers.clone() },
+                edits: HeaderEdits { set: Vec::new(), remove: self.identity_headers_in(head).collect() },
                 models: None,
             }),
             (Ok(()), require) => match self.presented(head, require) {
@@ -284,10 +284,15 @@ impl Auth {
     fn edits(&self, head: &RequestHead, consumer: &str, claims: Vec<(String, String)>) -> HeaderEdits {
         let mut edits = HeaderEdits::default();
         self.strip.edits(head, &mut edits);
-        edits.remove.extend(self.identity_headers.iter().cloned());
+        edits.remove.extend(self.identity_headers_in(head));
         edits.set.push((self.consumer_header.clone(), consumer.to_string()));
         edits.set.extend(claims);
         edits
+    }
+
+    /// The identity headers a client sent (only those need removing: each removal is a host call).
+    fn identity_headers_in<'a>(&'a self, head: &'a RequestHead) -> impl Iterator<Item = String> + 'a {
+        self.identity_headers.iter().filter(|name| head.headers.contains(name)).cloned()
     }
 
     fn declared(&self, name: &str) -> Option<&ConsumerInfo> {

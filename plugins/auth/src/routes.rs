@@ -228,6 +228,10 @@ impl Routes {
 /// that `/public/../v1/chat` cannot slip past a rule or key scope for `/v1/`. Envoy should still be run with
 /// `normalize_path` and `merge_slashes`; this keeps auth safe when it is not.
 pub fn canonical_path(path: &str) -> Cow<'_, str> {
+    // Most paths hold neither a dot nor a percent sign: one pass over the bytes says so.
+    if !path.bytes().any(|b| b == b'.' || b == b'%') {
+        return Cow::Borrowed(path);
+    }
     let has_dot_segment = path.split('/').any(|s| s == "." || s == "..");
     if !path.starts_with('/') || !(has_dot_segment || path.contains("%2e") || path.contains("%2E")) {
         return Cow::Borrowed(path);

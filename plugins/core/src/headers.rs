@@ -1,8 +1,22 @@
 /// An ordered multi-map of HTTP header fields. Names are kept lower-case, as HTTP/2 and Envoy require,
 /// so lookups are case-insensitive by construction.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Every name and value lives in one string, the fields being spans of it: a head read from the proxy is one
+/// allocation for its text and one for its spans, however many fields it has (the request path reads a head
+/// on every request).
+#[derive(Clone, Debug, Default)]
 pub struct Headers {
-    fields: Vec<(String, String)>,
+    text: String,
+    fields: Vec<Field>,
+}
+
+/// One field: the name is `text[start..name_end]`, the value `text[value_start..end]`.
+#[derive(Clone, Copy, Debug)]
+struct Field {
+    start: usize,
+    name_end: usize,
+    value_start: usize,
+    end: usize,
 }
 
 impl Headers {
@@ -12,32 +26,53 @@ impl Headers {
 
     /// The first value of `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
 
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.fields.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
+    /// Whether `name` is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
     }
 
     /// Appends a field, keeping any existing values of the same name.
-    pub fn append(&mut self, name: impl AsRef<str>, value: impl Into<String>) {
-        self.fields.push((name.as_ref().to_ascii_lowercase(), value.into()));
+    pub fn append(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        let start = self.text.len();
+        self.text.push_str(name.as_ref());
+        let name_end = self.text.len();
+        if let Some(pushed) = self.text.get_mut(start..name_end) {
+            pushed.make_ascii_lowercase();
+        }
+        self.text.push_str(value.as_ref());
+        self.fields.push(Field { start, name_end, value_start: name_end, end: self.text.len() });
     }
 
     /// Replaces every value of `name` with one value.
-    pub fn set(&mut self, name: impl AsRef<str>, value: impl Into<String>) {
-        let name = name.as_ref().to_ascii_lowercase();
-        self.fields.retain(|(n, _)| *n != name);
-        self.fields.push((name, value.into()));
+    pub fn set(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        self.remove(name.as_ref());
+        self.append(name, value);
     }
 
+    /// Removes every value of `name`. (Its text stays in the buffer until the headers are dropped.)
     pub fn remove(&mut self, name: &str) {
-        self.fields.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        let text = &self.text;
+        self.fields.retain(|f| !field_name(text, f).eq_ignore_ascii_case(name));
+    }
+
+    /// Drops the pseudo-headers (`:path`, `:status`, ...).
+    pub(crate) fn retain_regular(&mut self) {
+        let text = &self.text;
+        self.fields.retain(|f| !field_name(text, f).starts_with(':'));
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.fields
+            .iter()
+            .map(|f| (field_name(&self.text, f), self.text.get(f.value_start..f.end).unwrap_or("")))
     }
 
     pub fn len(&self) -> usize {
@@ -47,9 +82,90 @@ impl Headers {
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
+
+    /// Reads a header map as proxy-wasm serializes it (`proxy_get_header_map_pairs`): a little-endian `u32`
+    /// count, then each field's name and value lengths (`u32` each), then each name and value followed by a
+    /// NUL. Pseudo-headers (`:path`, ...) are fields like any other. Values that are not UTF-8 (HTTP allows
+    /// obs-text) are read lossily rather than trusted. A malformed buffer (which a proxy never sends) yields
+    /// the fields that could be read.
+    pub fn from_serialized(mut bytes: Vec<u8>) -> Headers {
+        let lengths = match serialized_lengths(&bytes) {
+            Some(lengths) => lengths,
+            None => return Headers::default(),
+        };
+        let table = 4 + 8 * lengths.len();
+        bytes.drain(..table.min(bytes.len()));
+        match String::from_utf8(bytes) {
+            Ok(text) => Headers::spans_of(text, &lengths),
+            Err(invalid) => Headers::lossy(invalid.as_bytes(), &lengths),
+        }
+    }
+
+    /// The fields of `text` (NUL-separated names and values of the given lengths), names lower-cased in place.
+    fn spans_of(mut text: String, lengths: &[(usize, usize)]) -> Headers {
+        let mut fields = Vec::with_capacity(lengths.len());
+        let mut at = 0usize;
+        for &(name_len, value_len) in lengths {
+            let name_end = at.saturating_add(name_len);
+            let value_start = name_end.saturating_add(1);
+            let end = value_start.saturating_add(value_len);
+            // Both spans must lie in the text; the NULs between them are not part of either.
+            if text.get(value_start..end).is_none() {
+                break;
+            }
+            let Some(name) = text.get_mut(at..name_end) else { break };
+            name.make_ascii_lowercase();
+            fields.push(Field { start: at, name_end, value_start, end });
+            at = end.saturating_add(1);
+        }
+        Headers { text, fields }
+    }
+
+    fn lossy(bytes: &[u8], lengths: &[(usize, usize)]) -> Headers {
+        let mut headers = Headers::default();
+        let mut at = 0usize;
+        for &(name_len, value_len) in lengths {
+            let name_end = at.saturating_add(name_len);
+            let value_start = name_end.saturating_add(1);
+            let end = value_start.saturating_add(value_len);
+            let (Some(name), Some(value)) = (bytes.get(at..name_end), bytes.get(value_start..end)) else {
+                break;
+            };
+            headers.append(String::from_utf8_lossy(name), String::from_utf8_lossy(value));
+            at = end.saturating_add(1);
+        }
+        headers
+    }
 }
 
-impl<N: AsRef<str>, V: Into<String>> FromIterator<(N, V)> for Headers {
+fn field_name<'t>(text: &'t str, field: &Field) -> &'t str {
+    text.get(field.start..field.name_end).unwrap_or("")
+}
+
+/// The (name, value) lengths of a serialized map, `None` when its table does not fit in it.
+fn serialized_lengths(bytes: &[u8]) -> Option<Vec<(usize, usize)>> {
+    let word = |at: usize| -> Option<usize> {
+        let b = bytes.get(at..at.checked_add(4)?)?;
+        let array: [u8; 4] = b.try_into().ok()?;
+        usize::try_from(u32::from_le_bytes(array)).ok()
+    };
+    let count = word(0)?;
+    let table = count.checked_mul(8)?.checked_add(4)?;
+    if table > bytes.len() {
+        return None;
+    }
+    (0..count).map(|i| Some((word(4 + 8 * i)?, word(8 + 8 * i)?))).collect()
+}
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
+
+impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
         let mut headers = Headers::new();
         for (n, v) in iter {
@@ -60,7 +176,7 @@ impl<N: AsRef<str>, V: Into<String>> FromIterator<(N, V)> for Headers {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -73,5 +189,48 @@ mod tests {
         assert_eq!(h.iter().map(|(n, _)| n).collect::<Vec<_>>(), ["x-b", "x-a"]);
         h.remove("X-B");
         assert_eq!(h.len(), 1);
+        assert_eq!(h, [("x-a", "9")].into_iter().collect());
+    }
+
+    /// The proxy-wasm serialization of `pairs`.
+    pub(crate) fn serialize(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+        for (n, v) in pairs {
+            out.extend((n.len() as u32).to_le_bytes());
+            out.extend((v.len() as u32).to_le_bytes());
+        }
+        for (n, v) in pairs {
+            out.extend(*n);
+            out.push(0);
+            out.extend(*v);
+            out.push(0);
+        }
+        out
+    }
+
+    #[test]
+    fn serialized_maps_are_read_whole_lower_cased_and_lossily() {
+        let h = Headers::from_serialized(serialize(&[
+            (b":path", b"/v1"),
+            (b"X-Key", b"abc"),
+            (b"empty", b""),
+            (b"bin", b"caf\xe9"),
+        ]));
+        let fields: Vec<_> = h.iter().collect();
+        assert_eq!(fields, [(":path", "/v1"), ("x-key", "abc"), ("empty", ""), ("bin", "caf\u{fffd}")]);
+        let plain = Headers::from_serialized(serialize(&[(b"a", b"1"), (b"b", b"22")]));
+        assert_eq!(plain.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "22")]);
+    }
+
+    #[test]
+    fn malformed_maps_yield_what_can_be_read() {
+        assert!(Headers::from_serialized(Vec::new()).is_empty());
+        assert!(Headers::from_serialized(vec![0xff, 0xff, 0xff, 0xff]).is_empty());
+        let mut cut = serialize(&[(b"a", b"1"), (b"b", b"22")]);
+        cut.truncate(cut.len() - 2);
+        assert_eq!(Headers::from_serialized(cut).iter().collect::<Vec<_>>(), [("a", "1")]);
+        let mut lying = serialize(&[(b"a", b"1")]);
+        lying[4] = 200;
+        assert!(Headers::from_serialized(lying).is_empty());
     }
 }

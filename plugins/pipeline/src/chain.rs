@@ -414,6 +414,12 @@ impl Pipeline {
         }
     }
 
+    /// Whether `on_response_headers` reads the head's status and fields: only for a response the AI gateway
+    /// translates. Otherwise the filter need not copy the head out of the proxy (an empty head will do).
+    pub fn reads_response_head(&self, stream: &Stream) -> bool {
+        self.reads_response_body(stream)
+    }
+
     /// The upstream's response head arrived.
     pub fn on_response_headers(&self, stream: &mut Stream, head: &ResponseHead, ports: Ports<'_>) -> Verdict {
         if stream.replied_locally {

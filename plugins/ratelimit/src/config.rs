@@ -7,7 +7,7 @@ use crate::gcra::Gcra;
 use crate::global::{Counts, FailureMode, GlobalLimit, RawService, Service};
 use crate::limiter::RateLimits;
 use crate::prices::{PriceTable, RawPrices};
-use crate::rule::{KeyPart, Limit, Rule};
+use crate::rule::{rule_metric, KeyPart, Limit, Rule};
 use crate::slots::SlotRing;
 use crate::window::{Period, NANOS_PER_SEC};
 
@@ -165,6 +165,7 @@ fn compile_rule(raw: RawRule, service: Option<&Service>, at: &ConfigPath) -> Res
     };
     Ok(Rule {
         ring: SlotRing::new(&raw.name, max_keys),
+        allowed_metric: rule_metric(&raw.name, "allowed"),
         name: raw.name,
         key,
         routes,

@@ -66,6 +66,10 @@ pub(crate) fn window_id(period: Period, now_ns: u64) -> u64 {
 impl RateLimits {
     /// Charges the real usage of a request that completed, refunding (or topping up) each estimate.
     pub fn settle(&self, reservation: Reservation, usage: &Usage, ports: Ports<'_>) {
+        // Nothing held and no model to price (a request limit only): nothing to do, not even a clock read.
+        if reservation.holds.is_empty() && reservation.model.is_none() {
+            return;
+        }
         let now = nanos_since_epoch(ports.clock.now());
         let price =
             reservation.model.as_deref().and_then(|m| self.prices.lookup(reservation.consumer.as_deref(), m));

@@ -42,6 +42,8 @@ pub struct Rule {
     pub limit: Limit,
     pub shadow: bool,
     pub ring: SlotRing,
+    /// `metric("allowed")`, counted on every admitted request, so built once.
+    pub allowed_metric: String,
 }
 
 /// What the limiter needs to know about a request. The pipeline fills it from the head, from auth's
@@ -75,6 +77,11 @@ impl<'a> RequestFacts<'a> {
             max_tokens: None,
         }
     }
+}
+
+/// The counter `tollgate_ratelimit.rule.<rule>.<event>`.
+pub fn rule_metric(rule: &str, event: &str) -> String {
+    format!("tollgate_ratelimit.rule.{rule}.{event}")
 }
 
 /// Roughly four characters of English text per token for GPT-style tokenizers. Counting characters of the
@@ -135,7 +142,7 @@ impl Rule {
 
     /// The stat name of one of this rule's events.
     pub fn metric(&self, event: &str) -> String {
-        format!("tollgate_ratelimit.rule.{}.{event}", self.name)
+        rule_metric(&self.name, event)
     }
 }
 

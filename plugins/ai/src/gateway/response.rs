@@ -10,7 +10,7 @@ use tollgate_core::{HeaderEdits, Ports, ResponseHead, REASON_HEADER};
 use super::metrics::{ERRORS, UPSTREAM_LATENCY_MS};
 use super::stream::{LiveStream, ResponseState};
 use super::{Ai, AiStream, Forwarded, DROPPED_HEADER, PROVIDER_HEADER};
-use crate::adapter::{ChunkSink, Translated};
+use crate::adapter::{json_bytes, ChunkSink, Translated};
 use crate::config::ProviderConfig;
 use crate::sse::SseParser;
 use crate::AiError;
@@ -152,7 +152,7 @@ impl Ai {
                 forwarded.labels.count(ports, ERRORS);
                 // A provider's own error code stays in the body; the header says what kind of failure it was.
                 head = head.set(":status", error.status().to_string()).set(REASON_HEADER, error.reason());
-                error.to_openai_json().to_string().into_bytes()
+                json_bytes(&error.to_openai_json())
             }
         };
         AiBody::Continue { head, body: Some(body) }

@@ -19,8 +19,8 @@ mod testing;
 use serde_json::Value;
 
 use crate::adapter::{
-    client_status, fallback_message, kind_for, Adapter, ProviderSettings, StreamTranslator, Target,
-    Translated, UpstreamRequest,
+    client_status, fallback_message, json_bytes, kind_for, Adapter, ProviderSettings, StreamTranslator,
+    Target, Translated, UpstreamRequest,
 };
 use crate::chat::{ChatRequest, FinishReason};
 use crate::{AiError, Usage};
@@ -59,7 +59,7 @@ impl Adapter for AnthropicAdapter {
         Ok(UpstreamRequest {
             path: format!("{}/v1/messages", self.settings.base_path),
             headers,
-            body: translated.body.to_string().into_bytes(),
+            body: json_bytes(&translated.body),
             dropped: translated.dropped,
         })
     }

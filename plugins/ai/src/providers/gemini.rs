@@ -18,7 +18,7 @@ mod stream_tests;
 use serde_json::Value;
 
 use crate::adapter::{
-    client_status, fallback_message, kind_for, Adapter, EmbeddingsRequest, ProviderSettings,
+    client_status, fallback_message, json_bytes, kind_for, Adapter, EmbeddingsRequest, ProviderSettings,
     StreamTranslator, Target, Translated, UpstreamRequest,
 };
 use crate::chat::ChatRequest;
@@ -51,7 +51,7 @@ impl GeminiAdapter {
         Ok(UpstreamRequest {
             path: format!("{}/v1beta/models/{model}:{method}", self.settings.base_path),
             headers,
-            body: body.to_string().into_bytes(),
+            body: json_bytes(&body),
             dropped,
         })
     }

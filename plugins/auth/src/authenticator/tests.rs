@@ -322,6 +322,10 @@ fn with_nothing_configured_auth_is_off() {
     let auth = Auth::compile(RawAuthConfig::default(), &ConfigPath::root().field("auth")).unwrap();
     let ok = allowed(auth.authenticate(&post("/v1/x", &[("authorization", "Bearer x")]), host.ports()));
     assert_eq!(ok.consumer, None);
+    assert!(ok.edits.remove.is_empty(), "nothing to remove: {:?}", ok.edits.remove);
+    // A client's own consumer header never reaches the upstream.
+    let forged = post("/v1/x", &[("X-Tollgate-Consumer", "admin")]);
+    let ok = allowed(auth.authenticate(&forged, host.ports()));
     assert_eq!(ok.edits.remove, ["x-tollgate-consumer"]);
 }
 

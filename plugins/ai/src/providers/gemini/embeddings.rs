@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::request::unknown_extras;
-use crate::adapter::{EmbeddingsRequest, Target, Translated};
+use crate::adapter::{json_bytes, EmbeddingsRequest, Target, Translated};
 use crate::{AiError, Usage};
 
 pub(super) fn wants_base64(req: &EmbeddingsRequest) -> bool {
@@ -89,7 +89,7 @@ pub(super) fn response(body: &[u8], target: &Target<'_>, base64: bool) -> Result
         "model": target.client_model,
         "usage": { "prompt_tokens": 0, "total_tokens": 0 },
     });
-    Ok(Translated { body: body.to_string().into_bytes(), usage })
+    Ok(Translated { body: json_bytes(&body), usage })
 }
 
 /// OpenAI's base64 encoding: the vector as little-endian `f32`s.

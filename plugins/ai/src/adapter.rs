@@ -204,16 +204,24 @@ pub fn json_bytes(value: &impl Serialize) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec())
 }
 
-/// `ChatChunk` as written: borrowed, with the same fields in the same order.
-#[derive(Serialize)]
-struct ChunkOut<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    choices: &'a [ChunkChoice],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<&'a Value>,
+/// `data: {"id":<id>,"object":"chat.completion.chunk","created":<created>,"model":<model>,"choices":`
+fn chunk_head(id: &str, created: u64, model: &str) -> Vec<u8> {
+    let mut head = b"data: {\"id\":".to_vec();
+    write_json(&mut head, id);
+    head.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+    head.extend_from_slice(created.to_string().as_bytes());
+    head.extend_from_slice(b",\"model\":");
+    write_json(&mut head, model);
+    head.extend_from_slice(b",\"choices\":");
+    head
+}
+
+/// Appends a value's JSON to `out`.
+fn write_json(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) {
+    // Writing plain data into a Vec cannot fail; should it, the output still parses.
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.extend_from_slice(b"null");
+    }
 }
 
 /// Where a `StreamTranslator` writes: serialises chunks as SSE `data:` events, stamping id, model and
@@ -227,6 +235,10 @@ pub struct ChunkSink {
     pub bytes: Vec<u8>,
     /// How many chunks carried content or tool-call text (time to first token is taken at the first).
     pub content_chunks: u64,
+    /// The start every chunk of this stream shares (`data: {"id":..,"object":..,"created":..,"model":..,
+    /// "choices":`), written once, and the id, created and model it was written for.
+    head: Vec<u8>,
+    head_for: (String, u64, String),
 }
 
 impl ChunkSink {
@@ -237,6 +249,8 @@ impl ChunkSink {
             created: target.created,
             bytes: Vec::new(),
             content_chunks: 0,
+            head: Vec::new(),
+            head_for: Default::default(),
         }
     }
 
@@ -254,23 +268,22 @@ impl ChunkSink {
         self.write_chunk(&[], Some(&usage.to_openai()));
     }
 
-    /// Serialises a chunk straight into the output (the chunk of every streamed token: no JSON value tree,
-    /// no copies of the id and model).
+    /// Writes a chunk: the stream's shared start (rewritten only when a translator changed the id, created
+    /// or model), then the choices and usage serialised straight into the output. Field order and bytes are
+    /// those of `ChatChunk` serialised.
     fn write_chunk(&mut self, choices: &[ChunkChoice], usage: Option<&Value>) {
-        let chunk = ChunkOut {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices,
-            usage,
-        };
-        self.bytes.extend_from_slice(b"data: ");
-        if serde_json::to_writer(&mut self.bytes, &chunk).is_err() {
-            // Writing plain data into a Vec cannot fail; should it, the event still parses.
-            self.bytes.extend_from_slice(b"null");
+        let (id, created, model) = &self.head_for;
+        if self.head.is_empty() || *id != self.id || *created != self.created || *model != self.model {
+            self.head = chunk_head(&self.id, self.created, &self.model);
+            self.head_for = (self.id.clone(), self.created, self.model.clone());
         }
-        self.bytes.extend_from_slice(b"\n\n");
+        self.bytes.extend_from_slice(&self.head);
+        write_json(&mut self.bytes, &choices);
+        if let Some(usage) = usage {
+            self.bytes.extend_from_slice(b",\"usage\":");
+            write_json(&mut self.bytes, usage);
+        }
+        self.bytes.extend_from_slice(b"}\n\n");
     }
 
     /// Writes an event whose data is already an OpenAI chunk (pass-through providers).
@@ -299,6 +312,40 @@ impl ChunkSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sink writes, byte for byte, what serialising a `ChatChunk` writes, and notices a changed id.
+    #[test]
+    fn sink_chunks_are_chat_chunks() {
+        use crate::chat::{ChatChunk, Delta};
+        let target = Target { upstream_model: "m\"1", client_model: "m", created: 7, request_id: "r" };
+        let mut sink = ChunkSink::new(&target);
+        let choice = |text: &str| ChunkChoice {
+            index: 0,
+            delta: Delta { content: Some(text.into()), ..Delta::default() },
+            finish_reason: None,
+        };
+        let expected = |id: &str, choices: Vec<ChunkChoice>, usage: Option<Value>| {
+            let chunk = ChatChunk {
+                id: id.into(),
+                object: "chat.completion.chunk".into(),
+                created: 7,
+                model: "m\"1".into(),
+                choices,
+                usage,
+            };
+            format!("data: {}\n\n", serde_json::to_string(&chunk).unwrap())
+        };
+        sink.chunk(vec![choice("a\u{e9}\n")]);
+        sink.id = "other".into();
+        sink.chunk(vec![choice("b")]);
+        let usage = Usage { input_tokens: 1, output_tokens: 2, ..Usage::default() };
+        sink.usage_chunk(&usage);
+        let written = String::from_utf8(sink.take()).unwrap();
+        let want = expected("chatcmpl-r", vec![choice("a\u{e9}\n")], None)
+            + &expected("other", vec![choice("b")], None)
+            + &expected("other", Vec::new(), Some(usage.to_openai()));
+        assert_eq!(written, want);
+    }
 
     #[test]
     fn adapters_never_print_the_provider_key() {

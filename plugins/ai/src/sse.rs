@@ -101,10 +101,17 @@ impl SseParser {
         Ok(())
     }
 
-    /// Handles one complete line; a blank line completes an event.
+    /// Handles one complete line; a blank line completes an event. The line buffer keeps its capacity.
     fn end_line(&mut self) -> Option<SseEvent> {
-        let raw = std::mem::take(&mut self.line);
-        let mut line = String::from_utf8_lossy(&raw);
+        let mut raw = std::mem::take(&mut self.line);
+        let event = self.handle_line(&raw);
+        raw.clear();
+        self.line = raw;
+        event
+    }
+
+    fn handle_line(&mut self, raw: &[u8]) -> Option<SseEvent> {
+        let mut line = String::from_utf8_lossy(raw);
         if std::mem::take(&mut self.first_line) {
             if let Some(rest) = line.strip_prefix('\u{feff}') {
                 line = rest.to_string().into();

@@ -1,7 +1,9 @@
 //! Anthropic's named SSE events → OpenAI `chat.completion.chunk`s.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::{finish_reason, status_of_error_type, upstream_error, AnthropicUsage, JSON_TOOL};
@@ -37,20 +39,25 @@ impl StreamTranslator for AnthropicStream {
         if self.stopped || event.data.trim().is_empty() {
             return Ok(());
         }
-        let data: Value = serde_json::from_slice(event.data.as_bytes()).map_err(|e| {
-            AiError::BadUpstreamResponse(format!("an Anthropic stream event is not JSON: {e}"))
+        let data: EventData<'_> = serde_json::from_slice(event.data.as_bytes()).map_err(|e| {
+            AiError::BadUpstreamResponse(format!("an Anthropic stream event is not JSON of its shape: {e}"))
         })?;
         // The data's own `type` is authoritative; the `event:` name repeats it.
-        let kind = data.get("type").and_then(Value::as_str).or(event.event.as_deref()).unwrap_or_default();
+        let kind = data.kind.as_deref().or(event.event.as_deref()).unwrap_or_default();
         match kind {
-            "message_start" => self.message_start(&data, out),
-            "content_block_start" => self.block_start(&data, out)?,
-            "content_block_delta" => self.block_delta(&data, out)?,
+            "message_start" => self.message_start(data.message.as_ref(), out),
+            "content_block_start" => {
+                self.block_start(block_index(&data)?, data.content_block.as_ref(), out)?
+            }
+            "content_block_delta" => {
+                let index = block_index(&data)?;
+                self.block_delta(index, &data.delta.unwrap_or_default(), out)?
+            }
             "message_delta" => {
-                if let Some(usage) = data.get("usage") {
+                if let Some(usage) = &data.usage {
                     self.usage.update(usage);
                 }
-                if let Some(reason) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                if let Some(reason) = data.delta.as_ref().and_then(|d| d.stop_reason.as_deref()) {
                     self.send_finish(Some(reason), out);
                 }
             }
@@ -59,7 +66,8 @@ impl StreamTranslator for AnthropicStream {
                 self.stopped = true;
             }
             "error" => {
-                let field = |name: &str| data.get("error").and_then(|e| e.get(name)).and_then(Value::as_str);
+                let field =
+                    |name: &str| data.error.as_ref().and_then(|e| e.get(name)).and_then(Value::as_str);
                 let message = field("message").unwrap_or("the upstream stream failed").to_string();
                 let status = status_of_error_type(field("type"));
                 return Err(upstream_error(status, field("type"), message));
@@ -84,8 +92,7 @@ impl StreamTranslator for AnthropicStream {
 }
 
 impl AnthropicStream {
-    fn message_start(&mut self, data: &Value, out: &mut ChunkSink) {
-        let message = data.get("message");
+    fn message_start(&mut self, message: Option<&Value>, out: &mut ChunkSink) {
         let field = |name: &str| message.and_then(|m| m.get(name)).and_then(Value::as_str);
         if let Some(id) = field("id") {
             out.id = id.to_string();
@@ -101,13 +108,11 @@ impl AnthropicStream {
         }
     }
 
-    fn block_start(&mut self, data: &Value, out: &mut ChunkSink) -> Result<(), AiError> {
-        let index = block_index(data)?;
+    fn block_start(&mut self, index: u64, block: Option<&Value>, out: &mut ChunkSink) -> Result<(), AiError> {
         if self.blocks.contains_key(&index) {
             // A repeated start must not open a second tool call; the first one stands.
             return Ok(());
         }
-        let block = data.get("content_block");
         let field = |name: &str| block.and_then(|b| b.get(name)).and_then(Value::as_str);
         match field("type") {
             Some("text") => {
@@ -144,19 +149,21 @@ impl AnthropicStream {
         Ok(())
     }
 
-    fn block_delta(&mut self, data: &Value, out: &mut ChunkSink) -> Result<(), AiError> {
-        let index = block_index(data)?;
-        let delta = data.get("delta");
-        let field = |name: &str| delta.and_then(|d| d.get(name)).and_then(Value::as_str);
-        match field("type") {
+    fn block_delta(
+        &mut self,
+        index: u64,
+        delta: &EventDelta<'_>,
+        out: &mut ChunkSink,
+    ) -> Result<(), AiError> {
+        match delta.kind.as_deref() {
             // Text needs no block context, so text arriving for a block that never started is still shown.
             Some("text_delta") => {
-                if let Some(text) = field("text").filter(|t| !t.is_empty()) {
+                if let Some(text) = delta.text.as_deref().filter(|t| !t.is_empty()) {
                     self.send(Delta { content: Some(text.to_string()), ..Delta::default() }, None, out);
                 }
             }
             Some("input_json_delta") => {
-                let partial = field("partial_json").unwrap_or_default();
+                let partial = delta.partial_json.as_deref().unwrap_or_default();
                 match self.blocks.get(&index).copied() {
                     Some(Block::Tool(call)) => {
                         if !partial.is_empty() {
@@ -215,8 +222,42 @@ impl AnthropicStream {
     }
 }
 
-fn block_index(data: &Value) -> Result<u64, AiError> {
-    data.get("index")
+/// What the translator reads of an event's data. The fields of every streamed token (`type`, the delta's
+/// text or JSON) borrow from the event; the rarer objects stay JSON values.
+#[derive(Deserialize)]
+struct EventData<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default)]
+    index: Option<Value>,
+    #[serde(borrow, default)]
+    delta: Option<EventDelta<'a>>,
+    #[serde(default)]
+    message: Option<Value>,
+    #[serde(default)]
+    content_block: Option<Value>,
+    #[serde(default)]
+    usage: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+/// `delta` of a `content_block_delta` (type and text or partial JSON) or of a `message_delta` (stop reason).
+#[derive(Default, Deserialize)]
+struct EventDelta<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    partial_json: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    stop_reason: Option<Cow<'a, str>>,
+}
+
+fn block_index(data: &EventData<'_>) -> Result<u64, AiError> {
+    data.index
+        .as_ref()
         .and_then(Value::as_u64)
         .ok_or_else(|| AiError::BadUpstreamResponse("a content block event without an index".into()))
 }

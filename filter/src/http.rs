@@ -357,7 +357,11 @@ fn ended_response_reply(headers: &Headers, body: Vec<u8>) -> LocalReply {
 }
 
 fn apply_edits(map: MapType, edits: &HeaderEdits) {
-    for name in &edits.remove {
+    // Steps may ask for the same removal (auth and the AI gateway both strip `authorization`): once will do.
+    for (i, name) in edits.remove.iter().enumerate() {
+        if edits.remove.iter().take(i).any(|earlier| earlier == name) {
+            continue;
+        }
         if let Err(status) = hostcalls::set_map_value(map, name, None) {
             log::warn!("cannot remove header {name} ({status:?})");
         }

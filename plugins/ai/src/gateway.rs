@@ -114,6 +114,8 @@ pub struct AiStream {
     forwarded: Option<Forwarded>,
     response: ResponseState,
     usage: Option<Usage>,
+    /// The client credential headers and `accept-encoding`, where the request carries them.
+    strip: Vec<&'static str>,
 }
 
 impl AiStream {
@@ -165,12 +167,20 @@ impl Ai {
             }
             MODELS_PATH => return AiHead::Reply(method_not_allowed("GET")),
             // Clients must never pick a cluster themselves, on any route.
-            _ => return AiHead::Pass(HeaderEdits::default().remove(self.config.cluster_header.clone())),
+            _ if head.headers.contains(&self.config.cluster_header) => {
+                return AiHead::Pass(HeaderEdits::default().remove(self.config.cluster_header.clone()))
+            }
+            _ => return AiHead::Pass(HeaderEdits::default()),
         };
         if head.method != "POST" {
             return AiHead::Reply(method_not_allowed("POST"));
         }
         stream.endpoint = Some(endpoint);
+        // Removed before the request goes upstream, if present (each removal is a host call): the client's
+        // credentials, and `accept-encoding`, as the response body is read and rewritten, so it must not come
+        // back compressed.
+        let stripped = CLIENT_CREDENTIAL_HEADERS.into_iter().chain(["accept-encoding"]);
+        stream.strip = stripped.filter(|name| head.headers.contains(name)).collect();
         stream.consumer = caller.consumer.map(str::to_string);
         stream.request_id = head.headers.get("x-request-id").map(request_id).filter(|id| !id.is_empty());
         AiHead::NeedBody

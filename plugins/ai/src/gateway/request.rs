@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use tollgate_core::{HeaderEdits, Ports};
 
 use super::metrics::{Labels, ERRORS, REQUESTS};
-use super::{Ai, AiStream, Endpoint, Forwarded, CLIENT_CREDENTIAL_HEADERS};
+use super::{Ai, AiStream, Endpoint, Forwarded};
 use crate::adapter::{EmbeddingsRequest, Target, UpstreamRequest};
 use crate::chat::ChatRequest;
 use crate::config::UnsupportedFields;
@@ -139,11 +139,9 @@ impl Ai {
         forwarded.labels.count(ports, REQUESTS);
 
         let mut edits = HeaderEdits::default();
-        for name in CLIENT_CREDENTIAL_HEADERS {
-            edits = edits.remove(name);
+        for name in &stream.strip {
+            edits = edits.remove(*name);
         }
-        // The response body is read and rewritten, so it must not come back compressed.
-        edits = edits.remove("accept-encoding");
         let has_content_type = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
         edits = edits
             .set(":path", path)

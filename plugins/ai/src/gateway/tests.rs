@@ -96,6 +96,23 @@ fn a_chat_request_is_routed_and_translated_with_the_providers_credential_only() 
     assert_eq!(host.metric("tollgate_ai_requests.provider.stub.model.fast.consumer.alice"), 1);
 }
 
+/// Removals are host calls: a request without client credentials or `accept-encoding` asks for none.
+#[test]
+fn only_headers_the_client_sent_are_removed() {
+    let (ai, host) = (ai(), MemoryHost::default());
+    let mut stream = AiStream::default();
+    let head = RequestHead::from_pairs([(":method", "POST"), (":path", CHAT_PATH)]);
+    assert_eq!(ai.on_request_head(&mut stream, &head, &caller()), AiHead::NeedBody);
+    let (edits, _) =
+        ai.on_request_body(&mut stream, chat("fast").to_string().as_bytes(), host.ports()).unwrap();
+    assert!(edits.remove.is_empty(), "{:?}", edits.remove);
+    let other = RequestHead::from_pairs([(":method", "GET"), (":path", "/healthz")]);
+    assert_eq!(
+        ai.on_request_head(&mut AiStream::default(), &other, &caller()),
+        AiHead::Pass(Default::default())
+    );
+}
+
 #[test]
 fn wildcards_insert_what_they_matched_and_count_under_their_pattern() {
     let (ai, host) = (ai(), MemoryHost::default());

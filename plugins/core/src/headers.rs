@@ -4,7 +4,7 @@
 /// Every name and value lives in one string, the fields being spans of it: a head read from the proxy is one
 /// allocation for its text and one for its spans, however many fields it has (the request path reads a head
 /// on every request).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Headers {
     text: String,
     fields: Vec<Field>,
@@ -157,6 +157,13 @@ fn serialized_lengths(bytes: &[u8]) -> Option<Vec<(usize, usize)>> {
     (0..count).map(|i| Some((word(4 + 8 * i)?, word(8 + 8 * i)?))).collect()
 }
 
+/// The fields as pairs: removed fields' text, still in the buffer, is not shown.
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 impl PartialEq for Headers {
     fn eq(&self, other: &Self) -> bool {
         self.iter().eq(other.iter())
@@ -190,6 +197,8 @@ pub(crate) mod tests {
         h.remove("X-B");
         assert_eq!(h.len(), 1);
         assert_eq!(h, [("x-a", "9")].into_iter().collect());
+        // What was removed is gone from the printed form too.
+        assert_eq!(format!("{h:?}"), r#"[("x-a", "9")]"#);
     }
 
     /// The proxy-wasm serialization of `pairs`.

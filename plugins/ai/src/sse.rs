@@ -17,7 +17,9 @@ pub struct SseEvent {
     pub data: String,
 }
 
-/// Turns a byte stream into `SseEvent`s, holding at most `max_event_bytes` of one unfinished event.
+/// Turns a byte stream into `SseEvent`s, holding at most `max_event_bytes` of one unfinished event. The event
+/// in progress is built in place and handed out by reference (`push_each`), so a long stream reuses the same
+/// buffers for every event.
 #[derive(Clone, Debug)]
 pub struct SseParser {
     max_event_bytes: usize,
@@ -27,9 +29,11 @@ pub struct SseParser {
     after_cr: bool,
     /// No line has been completed yet (a byte-order mark may lead the first one).
     first_line: bool,
-    data: String,
+    /// The event in progress: its `data` so far, and `event` while an `event:` line has been seen.
+    current: SseEvent,
     has_data: bool,
-    event: Option<String>,
+    /// The `event:` field's buffer between events (it moves into `current.event` when one is seen).
+    event_name: String,
 }
 
 impl SseParser {
@@ -39,16 +43,30 @@ impl SseParser {
             line: Vec::new(),
             after_cr: false,
             first_line: true,
-            data: String::new(),
+            current: SseEvent::default(),
             has_data: false,
-            event: None,
+            event_name: String::new(),
         }
     }
 
     /// Feeds the next bytes of the stream and returns the events they complete. An event larger than the
     /// bound is an `AiError::TooLarge` (502), and what was held of it is dropped.
-    pub fn push(&mut self, mut bytes: &[u8]) -> Result<Vec<SseEvent>, AiError> {
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<SseEvent>, AiError> {
         let mut events = Vec::new();
+        self.push_each(bytes, |event| {
+            events.push(event.clone());
+            Ok(())
+        })?;
+        Ok(events)
+    }
+
+    /// As `push`, handing each completed event to `each` as it completes; an error from `each` stops the
+    /// parse and is returned.
+    pub fn push_each(
+        &mut self,
+        mut bytes: &[u8],
+        mut each: impl FnMut(&SseEvent) -> Result<(), AiError>,
+    ) -> Result<(), AiError> {
         while !bytes.is_empty() {
             if std::mem::take(&mut self.after_cr) && bytes.first() == Some(&b'\n') {
                 bytes = bytes.get(1..).unwrap_or_default();
@@ -62,35 +80,46 @@ impl SseParser {
             self.append(segment)?;
             self.after_cr = rest.first() == Some(&b'\r');
             bytes = rest.get(1..).unwrap_or_default();
-            if let Some(event) = self.end_line() {
-                events.push(event);
+            if self.end_line() {
+                self.dispatch(&mut each)?;
             }
         }
-        Ok(events)
+        Ok(())
     }
 
     /// The stream ended: returns the last event when the upstream did not close it with a blank line.
     pub fn finish(&mut self) -> Option<SseEvent> {
-        if !self.line.is_empty() {
-            if let Some(event) = self.end_line() {
-                return Some(event);
-            }
+        let mut last = None;
+        // Only `Ok` can come back: the closure never fails.
+        let _ = self.finish_each(|event| {
+            last = Some(event.clone());
+            Ok(())
+        });
+        last
+    }
+
+    /// As `finish`, handing the last event (if any) to `each`.
+    pub fn finish_each(
+        &mut self,
+        mut each: impl FnMut(&SseEvent) -> Result<(), AiError>,
+    ) -> Result<(), AiError> {
+        if !self.line.is_empty() && self.end_line() {
+            return self.dispatch(&mut each);
         }
-        self.dispatch()
+        self.dispatch(&mut each)
     }
 
     /// Bytes held for the event in progress.
     fn held(&self) -> usize {
-        let event = self.event.as_ref().map_or(0, String::len);
-        self.line.len().saturating_add(self.data.len()).saturating_add(event)
+        let event = self.current.event.as_ref().map_or(0, String::len);
+        self.line.len().saturating_add(self.current.data.len()).saturating_add(event)
     }
 
     fn append(&mut self, segment: &[u8]) -> Result<(), AiError> {
         if self.held().saturating_add(segment.len()) > self.max_event_bytes {
             self.line = Vec::new();
-            self.data = String::new();
+            self.current = SseEvent::default();
             self.has_data = false;
-            self.event = None;
             return Err(AiError::TooLarge {
                 what: "an upstream stream event",
                 limit: self.max_event_bytes,
@@ -101,16 +130,17 @@ impl SseParser {
         Ok(())
     }
 
-    /// Handles one complete line; a blank line completes an event. The line buffer keeps its capacity.
-    fn end_line(&mut self) -> Option<SseEvent> {
+    /// Handles one complete line; `true` when it was blank, which completes an event. The line buffer keeps
+    /// its capacity.
+    fn end_line(&mut self) -> bool {
         let mut raw = std::mem::take(&mut self.line);
-        let event = self.handle_line(&raw);
+        let blank = self.handle_line(&raw);
         raw.clear();
         self.line = raw;
-        event
+        blank
     }
 
-    fn handle_line(&mut self, raw: &[u8]) -> Option<SseEvent> {
+    fn handle_line(&mut self, raw: &[u8]) -> bool {
         let mut line = String::from_utf8_lossy(raw);
         if std::mem::take(&mut self.first_line) {
             if let Some(rest) = line.strip_prefix('\u{feff}') {
@@ -118,10 +148,10 @@ impl SseParser {
             }
         }
         if line.is_empty() {
-            return self.dispatch();
+            return true;
         }
         if line.starts_with(':') {
-            return None;
+            return false;
         }
         let (field, value) = match line.split_once(':') {
             Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
@@ -130,25 +160,33 @@ impl SseParser {
         match field {
             "data" => {
                 if self.has_data {
-                    self.data.push('\n');
+                    self.current.data.push('\n');
                 }
-                self.data.push_str(value);
+                self.current.data.push_str(value);
                 self.has_data = true;
             }
-            "event" => self.event = Some(value.to_string()),
+            "event" => {
+                let mut name =
+                    self.current.event.take().unwrap_or_else(|| std::mem::take(&mut self.event_name));
+                name.clear();
+                name.push_str(value);
+                self.current.event = Some(name);
+            }
             // `id` and `retry` steer browser reconnection, which a proxy in the middle does not do.
             _ => {}
         }
-        None
+        false
     }
 
-    /// An event without any `data:` line is not an event (the SSE specification's rule).
-    fn dispatch(&mut self) -> Option<SseEvent> {
-        let event = self.event.take();
-        if !std::mem::take(&mut self.has_data) {
-            return None;
+    /// Hands out the event in progress and starts the next one in the same buffers. An event without any
+    /// `data:` line is not an event (the SSE specification's rule).
+    fn dispatch(&mut self, each: &mut impl FnMut(&SseEvent) -> Result<(), AiError>) -> Result<(), AiError> {
+        let result = if std::mem::take(&mut self.has_data) { each(&self.current) } else { Ok(()) };
+        self.current.data.clear();
+        if let Some(name) = self.current.event.take() {
+            self.event_name = name;
         }
-        Some(SseEvent { event, data: std::mem::take(&mut self.data) })
+        result
     }
 }
 

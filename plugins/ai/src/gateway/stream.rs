@@ -49,15 +49,12 @@ impl LiveStream {
 
     /// Translates one chunk into the sink; `Ok(true)` once the stream is complete (`[DONE]` written).
     fn feed(&mut self, chunk: &[u8], end_of_stream: bool, include_usage: bool) -> Result<bool, AiError> {
-        for event in self.parser.push(chunk)? {
-            self.translator.on_event(&event, &mut self.sink)?;
-        }
+        let (translator, sink) = (&mut self.translator, &mut self.sink);
+        self.parser.push_each(chunk, |event| translator.on_event(event, sink))?;
         if !end_of_stream {
             return Ok(false);
         }
-        if let Some(event) = self.parser.finish() {
-            self.translator.on_event(&event, &mut self.sink)?;
-        }
+        self.parser.finish_each(|event| translator.on_event(event, sink))?;
         self.translator.finish(&mut self.sink)?;
         if include_usage {
             self.sink.usage_chunk(&self.translator.usage());

@@ -143,3 +143,27 @@ fn random_streams_split_randomly_parse_like_whole_ones() {
         assert_eq!(parse_pieces(&pieces, 1 << 16).unwrap(), expected, "round {round}: {pieces:?}");
     }
 }
+
+/// `push_each` hands out the same events as `push`, one buffer reused for all, and stops at the first error
+/// its callback returns.
+#[test]
+fn events_are_handed_out_in_place_and_a_callback_error_stops_the_parse() {
+    let mut parser = SseParser::new(1 << 20);
+    let mut seen = Vec::new();
+    let mut keep = |event: &SseEvent| {
+        seen.push(event.clone());
+        Ok(())
+    };
+    parser.push_each(MIXED, &mut keep).unwrap();
+    parser.finish_each(&mut keep).unwrap();
+    assert_eq!(seen, mixed_expected());
+
+    let mut parser = SseParser::new(1 << 20);
+    let mut calls = 0;
+    let stopped = parser.push_each(b"data: a\n\ndata: b\n\ndata: c\n\n", |_| {
+        calls += 1;
+        Err(AiError::TruncatedStream)
+    });
+    assert!(matches!(stopped, Err(AiError::TruncatedStream)));
+    assert_eq!(calls, 1);
+}

@@ -295,7 +295,7 @@ impl ChunkSink {
 
     pub fn write(&mut self, value: &Value) {
         self.bytes.extend_from_slice(b"data: ");
-        self.bytes.extend(json_bytes(value));
+        write_json(&mut self.bytes, value);
         self.bytes.extend_from_slice(b"\n\n");
     }
 

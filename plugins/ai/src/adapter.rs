@@ -200,8 +200,9 @@ pub trait StreamTranslator: std::fmt::Debug {
 /// A JSON value's bytes, written straight into a buffer (`Value`'s `to_string` goes through the formatting
 /// machinery, several times slower on a 5 KB body).
 pub fn json_bytes(value: &impl Serialize) -> Vec<u8> {
-    // Only a map with non-string keys or a failing `Serialize` impl can fail; neither is written here.
-    serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec())
+    let mut out = Vec::new();
+    write_json(&mut out, value);
+    out
 }
 
 /// `data: {"id":<id>,"object":"chat.completion.chunk","created":<created>,"model":<model>,"choices":`

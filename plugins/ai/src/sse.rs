@@ -103,8 +103,9 @@ impl SseParser {
         &mut self,
         mut each: impl FnMut(&SseEvent) -> Result<(), AiError>,
     ) -> Result<(), AiError> {
-        if !self.line.is_empty() && self.end_line() {
-            return self.dispatch(&mut each);
+        // An unterminated last line still counts; blank or not, what the event holds goes out.
+        if !self.line.is_empty() {
+            self.end_line();
         }
         self.dispatch(&mut each)
     }

@@ -95,47 +95,54 @@ impl Headers {
         };
         let table = 4 + 8 * lengths.len();
         bytes.drain(..table.min(bytes.len()));
+        let mut fields = field_spans(bytes.len(), &lengths);
         match String::from_utf8(bytes) {
-            Ok(text) => Headers::spans_of(text, &lengths),
-            Err(invalid) => Headers::lossy(invalid.as_bytes(), &lengths),
-        }
-    }
-
-    /// The fields of `text` (NUL-separated names and values of the given lengths), names lower-cased in place.
-    fn spans_of(mut text: String, lengths: &[(usize, usize)]) -> Headers {
-        let mut fields = Vec::with_capacity(lengths.len());
-        let mut at = 0usize;
-        for &(name_len, value_len) in lengths {
-            let name_end = at.saturating_add(name_len);
-            let value_start = name_end.saturating_add(1);
-            let end = value_start.saturating_add(value_len);
-            // Both spans must lie in the text; the NULs between them are not part of either.
-            if text.get(value_start..end).is_none() {
-                break;
+            Ok(mut text) => {
+                // Names are lower-cased in place; a span that splits a character (a proxy never sends one)
+                // ends the map there.
+                for (i, field) in fields.iter().enumerate() {
+                    let Some(name) = text.get_mut(field.start..field.name_end) else {
+                        fields.truncate(i);
+                        break;
+                    };
+                    name.make_ascii_lowercase();
+                    if text.get(field.value_start..field.end).is_none() {
+                        fields.truncate(i);
+                        break;
+                    }
+                }
+                Headers { text, fields }
             }
-            let Some(name) = text.get_mut(at..name_end) else { break };
-            name.make_ascii_lowercase();
-            fields.push(Field { start: at, name_end, value_start, end });
-            at = end.saturating_add(1);
+            Err(invalid) => {
+                let bytes = invalid.as_bytes();
+                let pair =
+                    |f: &Field| Some((bytes.get(f.start..f.name_end)?, bytes.get(f.value_start..f.end)?));
+                fields
+                    .iter()
+                    .map_while(pair)
+                    .map(|(n, v)| (String::from_utf8_lossy(n), String::from_utf8_lossy(v)))
+                    .collect()
+            }
         }
-        Headers { text, fields }
     }
+}
 
-    fn lossy(bytes: &[u8], lengths: &[(usize, usize)]) -> Headers {
-        let mut headers = Headers::default();
-        let mut at = 0usize;
-        for &(name_len, value_len) in lengths {
-            let name_end = at.saturating_add(name_len);
-            let value_start = name_end.saturating_add(1);
-            let end = value_start.saturating_add(value_len);
-            let (Some(name), Some(value)) = (bytes.get(at..name_end), bytes.get(value_start..end)) else {
-                break;
-            };
-            headers.append(String::from_utf8_lossy(name), String::from_utf8_lossy(value));
-            at = end.saturating_add(1);
+/// The spans of NUL-separated names and values of the given lengths in a text of `len` bytes, up to the first
+/// that does not fit.
+fn field_spans(len: usize, lengths: &[(usize, usize)]) -> Vec<Field> {
+    let mut fields = Vec::with_capacity(lengths.len());
+    let mut at = 0usize;
+    for &(name_len, value_len) in lengths {
+        let name_end = at.saturating_add(name_len);
+        let value_start = name_end.saturating_add(1);
+        let end = value_start.saturating_add(value_len);
+        if end > len {
+            break;
         }
-        headers
+        fields.push(Field { start: at, name_end, value_start, end });
+        at = end.saturating_add(1);
     }
+    fields
 }
 
 fn field_name<'t>(text: &'t str, field: &Field) -> &'t str {
@@ -241,5 +248,10 @@ pub(crate) mod tests {
         let mut lying = serialize(&[(b"a", b"1")]);
         lying[4] = 200;
         assert!(Headers::from_serialized(lying).is_empty());
+        // Valid UTF-8 whose stated lengths split a character: the map ends before that field.
+        let mut split = serialize(&[(b"a", b"1"), ("\u{e9}".as_bytes(), b"x")]);
+        split[12] = 1; // the second name's length: one byte of the two of "é"
+        split[16] = 2; // its value's: the rest of "é", then the NUL
+        assert_eq!(Headers::from_serialized(split).iter().collect::<Vec<_>>(), [("a", "1")]);
     }
 }

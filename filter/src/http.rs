@@ -166,6 +166,7 @@ impl TollgateHttp {
 
     /// Runs a body phase. Envoy hands over everything it holds for this direction: all chunks since the
     /// pipeline last let the body through.
+    /// `size` may be [`HELD_BODY`] when the callback does not say (trailers): Envoy reads at most what it holds.
     fn body_phase(&mut self, map: MapType, buffer: BufferType, size: usize, end_of_stream: bool) -> Action {
         let body = match hostcalls::get_buffer(buffer, 0, size) {
             Ok(bytes) => bytes.unwrap_or_default(),
@@ -174,6 +175,7 @@ impl TollgateHttp {
                 Vec::new()
             }
         };
+        let size = size.min(body.len());
         let ports = self.ports.ports();
         let verdict = if buffer == BufferType::HttpRequestBody {
             self.pipeline.on_request_body(&mut self.stream, &body, end_of_stream, ports)
@@ -314,6 +316,12 @@ impl HttpContext for TollgateHttp {
         self.body_phase(MapType::HttpRequestHeaders, BufferType::HttpRequestBody, body_size, end_of_stream)
     }
 
+    /// Trailers end the request body (HTTP/2 and gRPC-style clients): the body phase decides on what Envoy
+    /// holds, as for a last body chunk. Pause keeps the trailers with the held request.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.on_http_request_body(HELD_BODY, true)
+    }
+
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         if self.replied {
             return Action::Continue;
@@ -335,6 +343,12 @@ impl HttpContext for TollgateHttp {
         self.body_phase(MapType::HttpResponseHeaders, BufferType::HttpResponseBody, body_size, end_of_stream)
     }
 
+    /// Trailers end the response body. A translated stream's chunks went on as they came, so there is no
+    /// buffer left for closing events; a well-ended provider stream has sent them all already.
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.on_http_response_body(HELD_BODY, true)
+    }
+
     fn on_log(&mut self) {
         crate::host_ports::publish_memory(&self.ports);
         let reports = self.pipeline.on_stream_done(&mut self.stream, self.ports.ports());
@@ -343,6 +357,9 @@ impl HttpContext for TollgateHttp {
         }
     }
 }
+
+/// The body size asked for when a callback does not give one: the host hands over what it holds, no more.
+const HELD_BODY: usize = u32::MAX as usize;
 
 /// The local reply that stands for a response whose head ended the stream: its (edited) status and headers,
 /// without pseudo-headers or framing, and the body the pipeline wrote for it.

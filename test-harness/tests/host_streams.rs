@@ -66,6 +66,32 @@ fn body_reaches_the_guest_while_its_headers_wait_and_leaves_with_them() -> anyho
 }
 
 #[test]
+fn trailers_reach_the_guest_while_its_headers_wait_and_leave_with_them() -> anyhow::Result<()> {
+    let host = host()?;
+    let mut vm = host.plugin("").start()?;
+    let request = Request::post("/p")
+        .header("x-probe-op", "http-call")
+        .body_chunks(["a", "b"])
+        .trailers([("x-sum", "2")]);
+    let mut s = vm.stream(request)?;
+    s.send_request()?;
+    assert!(s.request_paused());
+    let id = s.context_id();
+    // Envoy's StopIteration: the trailers end the body the filter buffered, and the filter still holds it all.
+    let logs: Vec<String> = s.exchange().logs.iter().map(|l| l.message.clone()).collect();
+    assert!(logs.contains(&format!("stream {id} request body size=2 end=false")), "{logs:#?}");
+    assert!(logs.contains(&format!("stream {id} request trailers 1 after body size=2")), "{logs:#?}");
+    assert!(!s.reached_upstream(), "held until the call answers");
+    let token = s.vm().pending_calls()[0];
+    s.complete_http_call(token, Response::status(200).body("ok"))?;
+    let up = s.exchange().upstream.expect("forwarded after continue");
+    assert_eq!(up.body_str(), "ab");
+    assert_eq!(up.header("x-auth"), Some("ok"));
+    assert_eq!(up.trailers, vec![("x-sum".to_string(), "2".to_string())]);
+    Ok(())
+}
+
+#[test]
 fn close_stream_resets_the_downstream() -> anyhow::Result<()> {
     let host = host()?;
     let mut vm = host.plugin("").start()?;

@@ -295,6 +295,16 @@ impl HttpContext for ProbeHttp {
         Action::Continue
     }
 
+    fn on_http_request_trailers(&mut self, n: usize) -> Action {
+        // Trailers end the body: what the filter buffered is whole now. Continue would release the request.
+        let buffered = self.get_http_request_body(0, usize::MAX).unwrap_or_default();
+        info!("stream {} request trailers {} after body size={}", self.id, n, buffered.len());
+        if self.op == "http-call" {
+            return Action::Pause;
+        }
+        Action::Continue
+    }
+
     fn on_http_response_headers(&mut self, _n: usize, _end: bool) -> Action {
         self.set_http_response_header("x-probe-response", Some("1"));
         if self.op == "resp-local" {

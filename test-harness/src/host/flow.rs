@@ -1,7 +1,6 @@
 //! The HTTP stream state machine, modelled on Envoy's filter manager for a single filter:
-//! headers returning Pause hold the headers while later body still reaches the guest (StopIteration), body
-//! callbacks returning
-//! Pause buffer the body (the guest sees it grow), `proxy_continue_stream` resumes, a local reply
+//! headers returning Pause hold the headers while later body and trailers still reach the guest
+//! (StopIteration), body callbacks returning Pause buffer the body (the guest sees it grow), `proxy_continue_stream` resumes, a local reply
 //! replaces the response and ends the stream, and a finished stream is logged, done and deleted.
 
 use super::abi::{len_u32, Pairs, ACTION_CONTINUE};
@@ -94,11 +93,8 @@ impl Vm {
         let Some(d) = self.dir_mut(ctx, dir) else {
             return Ok(());
         };
-        if d.stage == Stage::HeadersStopped {
-            d.queued_trailers = Some(trailers);
-            d.queued_end = true;
-            return Ok(());
-        }
+        // As with body, Envoy hands trailers to a filter whose headers stopped (StopIteration); Continue
+        // then sends the held headers, the buffered body and the trailers together.
         let n = len_u32(trailers.len()) as i32;
         d.trailers = trailers;
         d.input_ended = true;
@@ -178,18 +174,7 @@ impl Vm {
             return Ok(());
         };
         match d.stage {
-            Stage::HeadersStopped => {
-                release_headers_and_body(d);
-                let body = std::mem::take(&mut d.queued_body);
-                let trailers = d.queued_trailers.take();
-                let end = std::mem::take(&mut d.queued_end);
-                if !body.is_empty() || (end && trailers.is_none()) {
-                    self.on_body(ctx, dir, &body, end && trailers.is_none())?;
-                }
-                if let Some(trailers) = trailers {
-                    self.on_trailers(ctx, dir, trailers)?;
-                }
-            }
+            Stage::HeadersStopped => release_headers_and_body(d),
             Stage::BodyStopped | Stage::TrailersStopped => {
                 let stage = d.stage;
                 forward(d, stage);
@@ -287,6 +272,9 @@ fn forward(d: &mut Direction, point: Stage) {
             }
         }
         Stage::TrailersStopped => {
+            if d.out_headers.is_none() {
+                d.out_headers = Some(d.headers.clone());
+            }
             d.out_body.append(&mut d.body);
             d.out_trailers = d.trailers.clone();
             end(d);

@@ -38,7 +38,7 @@ pub(crate) enum Stage {
     NotStarted,
     /// Headers went through; body chunks and trailers are delivered as they come.
     Iterating,
-    /// Headers returned Pause: Envoy's StopAllIteration, later data is queued unseen.
+    /// Headers returned Pause: Envoy's StopIteration; later body and trailers still reach the guest.
     HeadersStopped,
     /// A body callback returned Pause: StopIterationAndBuffer, the body accumulates.
     BodyStopped,
@@ -57,10 +57,6 @@ pub(crate) struct Direction {
     pub stage: Stage,
     /// The peer finished sending (end of stream seen by the guest).
     pub input_ended: bool,
-    /// Data that arrived while headers were stopped, delivered on resume.
-    pub queued_body: Vec<u8>,
-    pub queued_end: bool,
-    pub queued_trailers: Option<Pairs>,
     /// `proxy_continue_stream` was called for this direction and not yet acted on.
     pub resume: bool,
     pub out_headers: Option<Pairs>,

@@ -125,7 +125,8 @@ fn auth_refusals(seen: &mut Seen) -> Result<()> {
         provider.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         provider
     };
-    let config = json!({"auth": {
+    // Envoy's own caps are 60 KiB and 100 fields; the filter's bound here is lower, so it answers first.
+    let config = json!({"limits": {"max_request_headers": 20}, "auth": {
         "consumers": [
             {"name": "alice", "group": "staff", "api_keys": [{"id": alice.id, "sha256": alice.sha256, "routes": ["/api", "/staff"]}]},
             {"name": "bob", "group": "readers", "api_keys": [{"id": bob.id, "sha256": bob.sha256, "models": ["gpt-4o"]}]},
@@ -152,6 +153,9 @@ fn auth_refusals(seen: &mut Seen) -> Result<()> {
         (seen.secret(&alice.key), seen.secret(&bob.key), seen.secret(&carol.key));
     let key = |path: &str, key: &str| envoy.get(path, &[("authorization", &bearer(key))]);
 
+    let crowded: Vec<(String, String)> = (0..30).map(|i| (format!("x-extra-{i}"), "1".to_string())).collect();
+    let crowded: Vec<(&str, &str)> = crowded.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    seen.refused(&envoy.get("/api/orders", &crowded)?, "request_headers_too_large")?;
     seen.refused(&envoy.get("/api/orders", &[])?, "missing_credentials")?;
     let unknown = seen.secret("tg_not_a_key_at_all");
     seen.refused(&key("/api/orders", &unknown)?, "invalid_api_key")?;

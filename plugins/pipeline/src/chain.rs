@@ -10,6 +10,7 @@ use tollgate_prompt::PromptConfig;
 
 use crate::ai_step;
 use crate::authentication::{self, AuthState, AuthStep};
+use crate::head_limits::HeadLimits;
 use crate::header_rules::HeaderRules;
 use crate::limits::{self, LimitState, LimitStep};
 use crate::local_replies::LocalReplies;
@@ -44,6 +45,7 @@ pub fn denial_metric(code: &str, route: Option<&str>, consumer: Option<&str>) ->
 /// The compiled configuration: built once per configuration, shared by every stream of a worker.
 #[derive(Debug, Default)]
 pub struct Pipeline {
+    pub(crate) head_limits: HeadLimits,
     pub(crate) upstream_headers: HeaderRules,
     pub(crate) response_headers: HeaderRules,
     pub(crate) local_replies: LocalReplies,
@@ -96,6 +98,9 @@ impl Pipeline {
     /// The request head arrived. Local replies are decided here, before any body is read.
     pub fn on_request_headers(&self, stream: &mut Stream, head: &RequestHead, ports: Ports<'_>) -> Verdict {
         ports.metrics.increment(REQUESTS_TOTAL, 1);
+        if let Some(reply) = self.head_limits.check(head) {
+            return self.reply(stream, "limits", reply, ports);
+        }
         if let Some(reply) = self.local_replies.find(head) {
             ports.metrics.increment(LOCAL_REPLIES_TOTAL, 1);
             stream.replied_locally = true;

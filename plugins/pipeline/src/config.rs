@@ -5,6 +5,7 @@ use tollgate_core::{ConfigError, ConfigPath};
 use tollgate_prompt::{PromptConfig, RawPromptConfig};
 use tollgate_ratelimit::{RateLimits, RawRateLimitConfig};
 
+use crate::head_limits::{HeadLimits, RawHeadLimits};
 use crate::header_rules::{HeaderRules, RawHeaderRules};
 use crate::local_replies::{LocalReplies, RawLocalReply};
 use crate::trace::{RawTrace, TraceConfig};
@@ -15,6 +16,9 @@ use crate::Pipeline;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Bounds on the request head the filter reads (431 beyond them); defaults sit just above Envoy's own.
+    #[serde(default)]
+    pub limits: RawHeadLimits,
     /// Edits applied to every request before it goes upstream.
     #[serde(default)]
     pub upstream_headers: RawHeaderRules,
@@ -69,6 +73,7 @@ impl TryFrom<RawConfig> for Pipeline {
             check_prompt_models(prompt, ai.as_ref(), &root.field("prompt"))?;
         }
         Ok(Pipeline {
+            head_limits: HeadLimits::compile(raw.limits, &root.field("limits"))?,
             upstream_headers: HeaderRules::compile(raw.upstream_headers, &root.field("upstream_headers"))?,
             response_headers: HeaderRules::compile(raw.response_headers, &root.field("response_headers"))?,
             local_replies: LocalReplies::compile(raw.local_replies, &root.field("local_replies"))?,

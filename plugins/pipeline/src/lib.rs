@@ -17,6 +17,7 @@ mod ai_step;
 mod authentication;
 mod chain;
 mod config;
+pub mod head_limits;
 mod header_rules;
 mod limits;
 mod local_replies;

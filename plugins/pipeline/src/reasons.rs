@@ -3,9 +3,10 @@
 
 use tollgate_core::Reason;
 
-/// The reason codes of every plugin, auth first, in the order a request meets them.
+/// The reason codes of every plugin, in the order a request meets them: the head's size first, then auth.
 pub fn all() -> Vec<Reason> {
     let lists = [
+        crate::head_limits::REASONS,
         tollgate_auth::REASONS,
         tollgate_ratelimit::REASONS,
         tollgate_ai::error::REASONS,

@@ -55,3 +55,27 @@ fn local_replies_answer_and_skip_response_edits() {
     assert_eq!(verdict, Verdict::Continue(Default::default()));
     assert_eq!(host.metric(LOCAL_REPLIES_TOTAL), 1);
 }
+
+#[test]
+fn an_oversized_head_is_refused_before_local_replies_and_auth_and_counted() {
+    let config = r#"{"limits": {"max_request_header_bytes": 200},
+        "local_replies": [{"path_prefix": "/tollgate/ping", "status": 200}],
+        "auth": {"consumers": []}}"#;
+    let pipeline = Pipeline::from_json(config.as_bytes()).unwrap();
+    let host = MemoryHost::default();
+    let cookie = "c".repeat(200);
+    let head =
+        RequestHead::from_pairs([(":method", "GET"), (":path", "/tollgate/ping"), ("cookie", &cookie)]);
+    let mut stream = pipeline.stream();
+    let Verdict::Respond(reply) = pipeline.on_request_headers(&mut stream, &head, host.ports()) else {
+        panic!("expected a refusal");
+    };
+    assert_eq!((reply.status, reply.reason()), (431, Some("request_headers_too_large")));
+    let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert_eq!(host.metric(&denial_metric("request_headers_too_large", None, None)), 1);
+    // Within the bound, the same request is the local reply's.
+    let small = RequestHead::from_pairs([(":method", "GET"), (":path", "/tollgate/ping")]);
+    let verdict = pipeline.on_request_headers(&mut pipeline.stream(), &small, host.ports());
+    assert!(matches!(verdict, Verdict::Respond(r) if r.status == 200));
+}

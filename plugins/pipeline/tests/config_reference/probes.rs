@@ -217,5 +217,6 @@ pub fn probes() -> Vec<Probe> {
             json!({"ai": ai(), "prompt": {"decorators": [{"path_prefix": "/v1/chat", "append": [message]}]}}),
         ),
         probe("trace", json!({"trace": {BOGUS: true}})),
+        probe("limits", json!({"limits": {BOGUS: true}})),
     ]
 }

@@ -21,6 +21,7 @@ mod client;
 mod container;
 mod launch;
 mod process;
+mod secrets;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -91,6 +92,8 @@ pub struct EnvoyBuilder {
     ecds_dir: Option<PathBuf>,
     /// `None`: whatever `TOLLGATE_ENVOY_BACKEND` says.
     backend: Option<Backend>,
+    /// Whether dropping the Envoy runs the secrets audit (see [`Envoy::secret_leaks`]).
+    audit_secrets: bool,
 }
 
 impl EnvoyBuilder {
@@ -178,6 +181,13 @@ impl EnvoyBuilder {
         self
     }
 
+    /// No secrets audit when this Envoy drops (the logs it reads stay on): for a test that leaks on purpose
+    /// to show the audit works.
+    pub fn without_secrets_audit(mut self) -> Self {
+        self.audit_secrets = false;
+        self
+    }
+
     /// Runs this Envoy on `backend` whatever `TOLLGATE_ENVOY_BACKEND` says.
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = Some(backend);
@@ -200,6 +210,8 @@ pub struct Envoy {
     admin: SocketAddr,
     listener: SocketAddr,
     agent: ureq::Agent,
+    secrets: secrets::SecretsAudit,
+    audit_secrets: bool,
 }
 
 impl std::fmt::Debug for Envoy {
@@ -231,6 +243,7 @@ impl Envoy {
             ready_timeout: Duration::from_secs(30),
             ecds_dir: None,
             backend: None,
+            audit_secrets: true,
         }
     }
 
@@ -280,6 +293,21 @@ impl Envoy {
         read_log(&self.dir().join(launch::ACCESS_LOG))
     }
 
+    /// Registers a client credential sent some other way than [`Envoy::get`] and [`Envoy::post_json`] (which
+    /// register the credential headers they send): an SDK's API key, a token a load generator sends.
+    pub fn secret(&self, credential: &str) {
+        self.secrets.client(credential);
+    }
+
+    /// Where a secret this Envoy knows of appears where it must not: the filter's logs (Envoy runs with
+    /// `wasm:trace`), the access log, the stats, and, for client credentials, the requests sent upstream
+    /// (the router's debug log). Every Envoy runs this check when it drops, and fails the test on a leak.
+    pub fn secret_leaks(&self) -> Vec<String> {
+        let stats =
+            if self.is_running() { self.admin_get("/stats").unwrap_or_default() } else { String::new() };
+        self.secrets.leaks(&self.log(), &self.access_log(), &stats)
+    }
+
     /// GETs an admin path such as `/config_dump`, returning the body of a 200.
     pub fn admin_get(&self, path_and_query: &str) -> anyhow::Result<String> {
         let url = format!("{}{path_and_query}", self.admin_url());
@@ -315,7 +343,19 @@ impl Envoy {
 }
 
 impl Drop for Envoy {
+    #[allow(clippy::panic, reason = "a leaked secret fails the test that owns this Envoy")]
     fn drop(&mut self) {
+        if self.audit_secrets && !std::thread::panicking() {
+            let leaks = self.secret_leaks();
+            if !leaks.is_empty() {
+                let kept = self.dir.take().map(tempfile::TempDir::keep);
+                panic!(
+                    "secrets leaked (log and bootstrap kept in {}):\n{}",
+                    kept.as_deref().unwrap_or(Path::new("?")).display(),
+                    leaks.join("\n")
+                );
+            }
+        }
         if std::thread::panicking() {
             // The failing test's bootstrap and full log outlive it; only the tail goes to stderr.
             let kept = self.dir.take().map(tempfile::TempDir::keep);

@@ -123,7 +123,10 @@ impl Gateway {
         for (provider, mock) in PROVIDERS.iter().zip(&mocks) {
             builder = builder.cluster(&format!("mock_{}", provider.name), mock.addr());
         }
-        Gateway { mocks, envoy: builder.start().unwrap() }
+        let envoy = builder.start().unwrap();
+        // The SDK sends it, so the launcher's secrets audit must be told.
+        envoy.secret("client-key");
+        Gateway { mocks, envoy }
     }
 
     /// Runs the `openai` SDK client script against Envoy, as `client-key`.

@@ -236,3 +236,29 @@ fn the_shipped_example_config_does_what_the_demo_says() -> Result<()> {
     assert_eq!(upstream.received().len(), 1);
     Ok(())
 }
+
+/// Every Envoy the suite starts audits itself for leaked secrets when it drops (the launcher's secrets audit).
+/// This shows the audit sees a real leak in a real Envoy and stays quiet when there is none: a client key is
+/// stripped before the request goes upstream, the same secret in a header nobody strips is not.
+#[test]
+fn the_secrets_audit_finds_a_credential_sent_upstream_and_nothing_in_a_clean_run() -> Result<()> {
+    let upstream = EchoUpstream::start()?;
+    let alice = tollgate_auth::GeneratedKey::from_random(&[9; 32], &[9, 0, 0, 1]);
+    let config = json!({"auth": {"consumers": [{"name": "alice", "api_keys": [alice.config_entry()]}]}});
+    let envoy =
+        Envoy::builder(config.to_string()).upstream(upstream.addr()).without_secrets_audit().start()?;
+    let answer = envoy.get("/x", &[("x-api-key", &alice.key)])?;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let log = envoy.log();
+    assert!(log.contains("router decoding headers"), "the router's upstream dump is on: {log}");
+    assert!(log.contains("][wasm]"), "the filter's logs are on: {log}");
+    assert_eq!(envoy.secret_leaks(), Vec::<String>::new());
+    // The key again, in a header nobody strips: it goes upstream, and the audit says where.
+    envoy.get("/x", &[("x-api-key", &alice.key), ("x-copy-of-my-key", &alice.key)])?;
+    let leaks = envoy.secret_leaks();
+    assert_eq!(leaks.len(), 1, "{leaks:#?}");
+    assert!(leaks[0].starts_with("Client secret tg_"), "{leaks:#?}");
+    assert!(leaks[0].contains("in Envoy's log [router]"), "{leaks:#?}");
+    assert!(!leaks[0].contains(&alice.key), "the report redacts it: {leaks:#?}");
+    Ok(())
+}

@@ -329,13 +329,16 @@ fn provider_garbage_and_resets_become_openai_errors_and_the_next_request_complet
         let answer = gateway.chat(addr, model, Fault::Garbage, true)?;
         ai::openai_error(&answer, 502, "bad_upstream_response", Some("bad_upstream_response"))?;
         gateway.stream_completes(model)?;
-        // The HTML page, and Envoy's own 503 for the reset, are the provider's failure: code null.
-        for fault in [Fault::Html502, Fault::ResetBeforeHeaders] {
+        // The HTML page, and Envoy's own 503 for the reset, are the provider's failure. The page has no code;
+        // Envoy's reply (shaped by the listener's local_reply_config) has one, which the OpenAI adapter reads
+        // from `error.code` and the Anthropic adapter from `error.type`, as each provider writes its errors.
+        let envoys = if model.starts_with("claude") { "upstream_error" } else { "upstream_failure" };
+        for (fault, code) in [(Fault::Html502, None), (Fault::ResetBeforeHeaders, Some(envoys))] {
             let answer = gateway.chat(addr, model, fault, false)?;
-            ai::openai_error(&answer, 502, "provider_error", None)?;
+            ai::openai_error(&answer, 502, "provider_error", code)?;
             gateway.chat_completes(model)?;
             let answer = gateway.chat(addr, model, fault, true)?;
-            ai::openai_error(&answer, 502, "provider_error", None)?;
+            ai::openai_error(&answer, 502, "provider_error", code)?;
             gateway.stream_completes(model)?;
         }
         // A stream cut after its 200 left: the client has the events so far, then Envoy's reset.
@@ -347,14 +350,12 @@ fn provider_garbage_and_resets_become_openai_errors_and_the_next_request_complet
     Ok(())
 }
 
-/// Fails with Tollgate as it is: a provider that resets (or stalls past the route's idle timeout) after the
-/// head of a plain JSON answer gets the client Envoy's `text/plain` reply ("upstream connect error or
-/// disconnect/reset before headers. reset reason: protocol error", 502; "stream timeout", 504), not an
-/// OpenAI-shaped error. The filter holds that head until the body is in (`AwaitBody`), so the router's
-/// local reply goes straight to the codec (Envoy's `sendDirectLocalReply`), past the filter, which is never
-/// called again before `on_log`. The next request is served normally. (An HCM `local_reply_config` mapper on
-/// the upstream-failure response flags shapes these replies; tried on this file's idle-timeout listener, it
-/// works. The launcher's bootstrap and `faults_support/listener.rs` would both need it.)
+/// A provider that resets (or stalls past the route's idle timeout) after the head of a plain JSON answer:
+/// the filter holds that head until the body is in (`AwaitBody`), so the router's local reply goes straight
+/// to the codec (Envoy's `sendDirectLocalReply`), past the filter, which is never called again before
+/// `on_log`. Envoy's reply would be plain text ("upstream connect error ...", 502; "stream timeout", 504);
+/// the HCM `local_reply_config` mapper on the upstream-failure response flags, in the shipped bootstraps and
+/// the launcher's, gives it the OpenAI error shape. The next request is served normally.
 #[test]
 fn a_provider_failing_mid_body_reaches_the_client_as_an_openai_error() -> Result<()> {
     let gateway = ai::Gateway::start(Some(STALL_IDLE))?;

@@ -57,6 +57,7 @@ impl Envoy {
     }
 
     fn send(&self, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Result<Answer> {
+        self.secrets.request_headers(headers);
         let url = format!("{}{path}", self.base_url());
         // A new agent has no connection pool: every request opens its own connection.
         let agent = http_client();

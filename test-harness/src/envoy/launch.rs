@@ -12,6 +12,7 @@ use super::backend::{Backend, Running};
 use super::bootstrap::{Bootstrap, WasmFilter, LISTENER_NAME};
 use super::container::{ContainerSpec, EnvoyContainer};
 use super::process::EnvoyProcess;
+use super::secrets;
 use super::{admin, envoy_binary, instance_id, io_error, read_log, Envoy, EnvoyBuilder, StartError};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
@@ -71,9 +72,13 @@ pub(super) fn start(builder: EnvoyBuilder) -> Result<Envoy, StartError> {
         "-l".into(),
         builder.log_level.clone().into(),
     ];
-    if let Some(levels) = &builder.component_log_level {
-        args.extend(["--component-log-level".into(), levels.into()]);
-    }
+    // The secrets audit reads the filter's logs and what the router sends upstream; a test's own levels
+    // come after, and win.
+    let levels = match &builder.component_log_level {
+        Some(levels) => format!("{},{levels}", secrets::AUDIT_LEVELS),
+        None => secrets::AUDIT_LEVELS.to_owned(),
+    };
+    args.extend(["--component-log-level".into(), levels.into()]);
     args.extend(builder.extra_args.iter().map(OsString::from));
 
     let process = match backend {
@@ -113,6 +118,8 @@ pub(super) fn start(builder: EnvoyBuilder) -> Result<Envoy, StartError> {
         admin: SocketAddr::from(([127, 0, 0, 1], 0)),
         listener: SocketAddr::from(([127, 0, 0, 1], 0)),
         agent: admin_agent(),
+        secrets: secrets::SecretsAudit::from_config(builder.filter_config.as_deref()),
+        audit_secrets: builder.audit_secrets,
     };
     let (admin, listener) =
         wait_until_live(&envoy.process, &envoy.agent, &admin_path, &envoy.log_path, builder.ready_timeout)?;

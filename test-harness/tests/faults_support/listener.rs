@@ -48,6 +48,13 @@ pub fn with_idle_timeout_listener(
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                 "stat_prefix": "faults_http",
+                // As the launcher's listener: Envoy's upstream-failure replies in the OpenAI error shape.
+                "local_reply_config": {"mappers": [{
+                    "filter": {"response_flag_filter": {"flags": ["UH", "UF", "UO", "UT", "UR", "UC", "URX", "SI", "UPE", "UMSDR"]}},
+                    "body_format_override": {"json_format": {"error": {
+                        "message": "%LOCAL_REPLY_BODY%", "type": "upstream_error", "code": "upstream_failure"
+                    }}}
+                }]},
                 "route_config": {"name": "faults_route", "virtual_hosts": [{
                     "name": "all", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": route}]
                 }]},

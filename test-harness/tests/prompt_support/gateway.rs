@@ -268,6 +268,8 @@ impl Gateway {
             .cluster("mock_openai", openai.addr())
             .cluster("mock_claude", claude.addr())
             .start()?;
+        // The OpenAPI test's Python client sends it too, past the launcher's secrets audit.
+        envoy.secret(&alice.key);
         Ok(Gateway { openai, claude, upstream, envoy, key: alice.key })
     }
 

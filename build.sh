@@ -12,6 +12,9 @@
 #                        of bare Envoy, native filters, a trivial wasm filter, Tollgate (API key, JWT, AI path),
 #                        the issue-10 goal ratios, module size and linear memory (BENCH_SECONDS, BENCH_REPS;
 #                        also target/bench/envoy.json)
+#   ./build.sh fuzz [SECONDS]  cargo-fuzz (nightly) on every target in fuzz/fuzz_targets for SECONDS each (default
+#                        60), one at a time, from the seeds in fuzz/corpus/<target>: runs, corpus size and crashes per
+#                        target; fails on a crash, naming its input (FUZZ_KEEP_CORPUS=1 merges new inputs into the seeds)
 #   ./build.sh image     the module as an Istio Wasm image (compat variant: one layer holding plugin.wasm), tagged
 #                        tollgate-wasm:<version> (TOLLGATE_IMAGE overrides), saved to dist/tollgate-wasm-image.tar
 #   ./build.sh check CONFIG.json...   compile filter configs offline, as Envoy would load them
@@ -250,6 +253,72 @@ bench_minutes() {
   echo $(((12 * reps * seconds + 90 + 59) / 60))
 }
 
+# cargo-fuzz drives libFuzzer, which needs a nightly rustc; both installed when missing.
+ensure_cargo_fuzz() {
+  if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    log "installing the nightly Rust toolchain (cargo-fuzz needs it)"
+    rustup toolchain install nightly --profile minimal
+  fi
+  if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    log "installing cargo-fuzz (crates.io)"
+    cargo install cargo-fuzz --locked
+  fi
+}
+
+# The fuzz targets (fuzz/, its own workspace) are built once, then each binary runs for SECONDS with the committed
+# seeds read-only: new inputs go to a scratch corpus under the target dir (kept between runs, so a second run goes
+# on from the first), and with FUZZ_KEEP_CORPUS=1 those that add coverage are merged into fuzz/corpus/<target>
+# (often thousands of files: the committed seeds are kept under about 2 MB, so prune before committing a merge).
+# No sanitizer: the plugins forbid unsafe code, and what is looked for is a panic (which would kill the wasm VM),
+# an arithmetic overflow (debug assertions are on) or a hang; ASan would halve the executions for nothing.
+cmd_fuzz() {
+  local seconds="${1:-60}"
+  [[ "$seconds" =~ ^[1-9][0-9]*$ ]] || die "usage: ./build.sh fuzz [SECONDS per target]"
+  ensure_cargo_fuzz
+  local dir="${CARGO_TARGET_DIR:-$ROOT/target}/fuzz" host start=$SECONDS
+  host="$(rustc +nightly -vV | sed -n 's/^host: //p')"
+  log "building the fuzz targets (cargo +nightly fuzz build, into $dir)"
+  cargo +nightly fuzz build --sanitizer none --target-dir "$dir"
+  log "fuzz build time: $((SECONDS - start))s"
+  local target targets=() rows=() crashed=() total=0
+  mapfile -t targets < <(cargo +nightly fuzz list)
+  [[ ${#targets[@]} -gt 0 ]] || die "cargo fuzz list found no targets"
+  for target in "${targets[@]}"; do
+    local bin="$dir/$host/release/$target" scratch="$dir/corpus/$target" seeds="$ROOT/fuzz/corpus/$target"
+    local artifacts="$ROOT/fuzz/artifacts/$target/" out="$dir/logs/$target.log" rc=0
+    mkdir -p "$scratch" "$seeds" "$artifacts" "$dir/logs"
+    log "fuzzing $target for ${seconds}s (log: $out)"
+    "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
+      -artifact_prefix="$artifacts" "$scratch" "$seeds" >"$out" 2>&1 || rc=$?
+    local runs corpus crash=""
+    runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$out" | tail -n 1)"
+    corpus="$(grep -o 'corp: [0-9]*/[0-9]*[A-Za-z]*' "$out" | tail -n 1 | cut -d' ' -f2 || true)"
+    total=$((total + ${runs:-0}))
+    if [[ $rc -ne 0 ]]; then
+      crash="$(grep -o 'Test unit written to .*' "$out" | tail -n 1 | sed 's/^Test unit written to //' || true)"
+      crashed+=("$target")
+      echo "  $target crashed (exit $rc): input ${crash:-not written}; full log $out" >&2
+      grep -m 1 -A 2 'panicked at' "$out" | sed 's/^/    /' >&2 || true
+      grep -m 1 '^SUMMARY' "$out" | sed 's/^/    /' >&2 || true
+      echo "  reproduce: cargo +nightly fuzz run --sanitizer none $target ${crash:-}" >&2
+    elif [[ "${FUZZ_KEEP_CORPUS:-}" == 1 ]]; then
+      local before after
+      before=$(find "$seeds" -type f | wc -l)
+      "$bin" -merge=1 -rss_limit_mb=2048 -timeout=30 "$seeds" "$scratch" >>"$out" 2>&1 \
+        || die "merging the new inputs of $target into fuzz/corpus/$target failed (see $out)"
+      after=$(find "$seeds" -type f | wc -l)
+      echo "  merged $((after - before)) new inputs into fuzz/corpus/$target" >&2
+    fi
+    rows+=("$(printf '%-10s %12s runs  corpus %-14s %s' "$target" "${runs:-?}" "${corpus:-?}" \
+      "$([[ $rc -eq 0 ]] && echo 'no crash' || echo "CRASH: ${crash:-exit $rc}")")")
+    echo "  ${rows[-1]}" >&2
+  done
+  log "fuzz summary (${seconds}s per target; corpus: inputs/bytes at the end)"
+  printf '  %s\n' "${rows[@]}" >&2
+  log "total executions: $total; fuzz time including the build: $((SECONDS - start))s"
+  [[ ${#crashed[@]} -eq 0 ]] || die "fuzz targets crashed: ${crashed[*]} (inputs under fuzz/artifacts/)"
+}
+
 # Istio's Wasm image, "compat" variant: a FROM-scratch image whose one layer holds plugin.wasm. Istio's agent
 # takes plugin.wasm from the image's last layer (pkg/wasm/imagefetcher.go, after solo-io/wasm spec-compat.md).
 # Built by the local Docker engine from a generated context; nothing is pulled (scratch is not an image).
@@ -448,6 +517,7 @@ case "${1:-build}" in
   demo) cmd_demo ;;
   bench) cmd_bench ;;
   image) cmd_image ;;
+  fuzz) shift; cmd_fuzz "$@" ;;
   check) shift; cmd_build; cmd_check "$@" ;;
   swap) shift; cmd_swap "$@" ;;
   -h | --help | help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' ;;

@@ -5,7 +5,6 @@
 //! providers (OpenAI and Anthropic, for an OpenAI-format client) answering garbage, truncated JSON or an
 //! HTML 502 page, resetting the connection before or during the response, or stalling mid-stream. After
 //! each, Envoy's wasm stats and log must show no VM failure, rebuild or reload (`faults_support/health.rs`).
-//! `a_provider_failing_mid_body_reaches_the_client_as_an_openai_error` fails today; its doc says why.
 //! Needs Envoy, the built module and `redis-server`: `./build.sh test` provides them.
 
 #![allow(
@@ -51,13 +50,13 @@ use relay::{Mode, Relay};
 /// Every remote JWKS and the rate limit service get this long to answer.
 const CALL_TIMEOUT_MS: u64 = 300;
 /// How late a slow dependency answers: well past the timeout, so a client held for it would show.
-const SLOW: Duration = Duration::from_millis(2_500);
+const SLOW: Duration = Duration::from_millis(5_000);
 /// At least this long for a request that waited for a call that timed out (Envoy's timer may fire a
 /// millisecond early; a refusal without a call takes one or two).
 const WAITED_FOR_TIMEOUT: Duration = Duration::from_millis(CALL_TIMEOUT_MS * 4 / 5);
-/// The most a request may take while a dependency is slow or down: the timeout and room for a loaded
-/// machine, still well short of `SLOW`.
-const BOUNDED: Duration = Duration::from_millis(1_500);
+/// The most a request may take while a dependency is slow or down: the timeout and ample room for a loaded
+/// CI machine, still well short of `SLOW`. (A bound on behaviour, not a performance goal.)
+const BOUNDED: Duration = Duration::from_millis(3_000);
 /// How long a recovered dependency may take to be used again: the JWKS refetch interval (1 s) and a tick.
 const RECOVERY: Duration = Duration::from_secs(5);
 const WAIT: Duration = Duration::from_secs(5);

@@ -14,6 +14,8 @@
     reason = "integration tests fail loudly"
 )]
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 use tollgate_harness::envoy::Envoy;
 use tollgate_harness::mock_llm::{echo_text, embedding, MockLlm, ProviderKind, TOOL_ARGUMENTS};
@@ -300,4 +302,53 @@ fn models_list_unknown_models_and_provider_failures() {
     }
     let limited = gateway.sdk(&["stream", "claude-sonnet-4-5", "mock:status=429"]);
     assert_eq!(limited["error"]["class"], "RateLimitError", "{limited}");
+}
+
+/// An HTTP/2 client (gRPC-style) ending its chat request with trailers, over h2c to Envoy: the trailers end
+/// the body Tollgate holds, so the request is translated for Anthropic and answered. Before the filter had
+/// trailers callbacks, the SDK's default answer to them (continue) let Envoy release the held head and body
+/// untouched: untranslated, past the body-time checks (model-scoped keys, token budgets), here to no route (503).
+#[test]
+fn an_http2_request_ending_in_trailers_is_translated_and_answered() {
+    let gateway = Gateway::start();
+    let body =
+        json!({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "with trailers"}]});
+    let body = body.to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let addr = gateway.envoy.listener_addr();
+    let exchange =
+        async { tokio::time::timeout(Duration::from_secs(10), h2_post_with_trailers(addr, &body)).await };
+    let (status, answer) = runtime.block_on(exchange).expect("an answer within 10 s").unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer:?}"));
+    assert_eq!(answer["choices"][0]["message"]["content"], echo_text("with trailers"), "{answer}");
+    let claude = PROVIDERS.iter().find(|p| p.name == "claude").unwrap();
+    assert_eq!(only_request(gateway.mock("claude"), claude).path, claude.chat_path);
+}
+
+/// POSTs `body` to `/v1/chat/completions` over HTTP/2 with prior knowledge, then a trailers frame; returns the
+/// status and the body received.
+async fn h2_post_with_trailers(addr: std::net::SocketAddr, body: &str) -> anyhow::Result<(u16, String)> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let (client, connection) = h2::client::handshake(tcp).await?;
+    tokio::spawn(connection);
+    let mut client = client.ready().await?;
+    let request = http::Request::post(format!("http://{addr}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(())?;
+    let (response, mut send) = client.send_request(request, false)?;
+    send.send_data(bytes::Bytes::copy_from_slice(body.as_bytes()), false)?;
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-checksum", http::HeaderValue::from_static("1"));
+    send.send_trailers(trailers)?;
+    let response = response.await?;
+    let status = response.status().as_u16();
+    let mut received = response.into_body();
+    let mut answer = Vec::new();
+    while let Some(chunk) = received.data().await {
+        let chunk = chunk?;
+        received.flow_control().release_capacity(chunk.len())?;
+        answer.extend_from_slice(&chunk);
+    }
+    Ok((status, String::from_utf8_lossy(&answer).into_owned()))
 }

@@ -9,6 +9,7 @@ use tollgate_core::{
 use tollgate_pipeline::trace::TRACE_PROPERTY;
 use tollgate_pipeline::{BackgroundCall, Pipeline, Stream};
 
+use crate::abi;
 use crate::callout;
 use crate::header_map;
 use crate::host_ports::HostPorts;
@@ -136,7 +137,7 @@ impl TollgateHttp {
         };
         self.publish_trace();
         if action == Action::Continue && !self.replied {
-            if let Err(status) = hostcalls::resume_http_request() {
+            if let Err(status) = abi::resume_request() {
                 log::warn!("cannot resume request ({status:?})");
             }
         }
@@ -206,13 +207,14 @@ impl TollgateHttp {
                 self.reply(&ended_response_reply(&header_map::read(map), new_body))
             }
             BodyVerdict::Continue { head, body: replacement } => {
-                if let Some(new_body) = replacement {
+                // Nothing to write over nothing: there may be no buffer at all (a trailers callback).
+                if let Some(new_body) = replacement.filter(|b| !(b.is_empty() && size == 0)) {
                     if self.head_held {
                         // The head has not left yet, so its framing can still match the new body.
                         let edits = HeaderEdits::default().set("content-length", new_body.len().to_string());
                         apply_edits(map, &edits);
                     }
-                    if let Err(status) = hostcalls::set_buffer(buffer, 0, size, &new_body) {
+                    if let Err(status) = abi::set_buffer(buffer, 0, size, &new_body) {
                         log::warn!("cannot replace body ({status:?})");
                     }
                 }
@@ -379,12 +381,12 @@ fn apply_edits(map: MapType, edits: &HeaderEdits) {
         if edits.remove.iter().take(i).any(|earlier| earlier == name) {
             continue;
         }
-        if let Err(status) = hostcalls::set_map_value(map, name, None) {
+        if let Err(status) = abi::set_map_value(map, name, None) {
             log::warn!("cannot remove header {name} ({status:?})");
         }
     }
     for (name, value) in &edits.set {
-        if let Err(status) = hostcalls::set_map_value(map, name, Some(value)) {
+        if let Err(status) = abi::set_map_value(map, name, Some(value)) {
             log::warn!("cannot set header {name} ({status:?})");
         }
     }

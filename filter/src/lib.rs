@@ -2,6 +2,7 @@
 //! JSON configuration into a `tollgate_pipeline::Pipeline`, and each HTTP context reads a phase's input from
 //! the host, asks the pipeline, and applies the returned verdict. Owns no config section itself.
 
+mod abi;
 mod callout;
 mod header_map;
 mod host_ports;

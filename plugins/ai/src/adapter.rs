@@ -195,6 +195,13 @@ pub trait StreamTranslator: std::fmt::Debug {
 
     /// Usage as reported so far (complete after the final event).
     fn usage(&self) -> Usage;
+
+    /// The provider's own final event has arrived (`[DONE]`, `message_stop`): the gateway ends the client's
+    /// stream now rather than at the upstream's end of stream, which may come with trailers, when no body
+    /// is left to write the closing events into. False where the format has no such event.
+    fn ended(&self) -> bool {
+        false
+    }
 }
 
 /// A JSON value's bytes, written straight into a buffer (`Value`'s `to_string` goes through the formatting

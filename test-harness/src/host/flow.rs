@@ -1,6 +1,7 @@
 //! The HTTP stream state machine, modelled on Envoy's filter manager for a single filter:
 //! headers returning Pause hold the headers while later body and trailers still reach the guest
-//! (StopIteration), body callbacks returning Pause buffer the body (the guest sees it grow), `proxy_continue_stream` resumes, a local reply
+//! (StopIteration), body callbacks returning Pause buffer the body (the guest sees it grow), a body that went
+//! on is gone (a trailers callback finds no body buffer), `proxy_continue_stream` resumes, a local reply
 //! replaces the response and ends the stream, and a finished stream is logged, done and deleted.
 
 use super::abi::{len_u32, Pairs, ACTION_CONTINUE};
@@ -68,6 +69,7 @@ impl Vm {
         // Envoy's StopIteration from headers still hands later data to this filter; Continue from the
         // body callback then releases the held headers together with the body.
         let headers_held = d.stage == Stage::HeadersStopped;
+        d.body_forwarded = false;
         d.body.extend_from_slice(chunk);
         d.input_ended = end;
         let size = len_u32(d.body.len()) as i32;
@@ -266,6 +268,7 @@ fn forward(d: &mut Direction, point: Stage) {
         }
         Stage::BodyStopped => {
             d.out_body.append(&mut d.body);
+            d.body_forwarded = true;
             d.stage = Stage::Iterating;
             if d.input_ended {
                 end(d);

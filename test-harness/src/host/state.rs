@@ -57,6 +57,8 @@ pub(crate) struct Direction {
     pub stage: Stage,
     /// The peer finished sending (end of stream seen by the guest).
     pub input_ended: bool,
+    /// The body went on (a body callback continued) and no chunk has come since: there is no body buffer.
+    pub body_forwarded: bool,
     /// `proxy_continue_stream` was called for this direction and not yet acted on.
     pub resume: bool,
     pub out_headers: Option<Pairs>,

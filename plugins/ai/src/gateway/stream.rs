@@ -47,11 +47,12 @@ impl LiveStream {
         LiveStream { parser, translator, sink, first_token_seen: false }
     }
 
-    /// Translates one chunk into the sink; `Ok(true)` once the stream is complete (`[DONE]` written).
+    /// Translates one chunk into the sink; `Ok(true)` once the stream is complete (`[DONE]` written): at the
+    /// upstream's end of stream, or as soon as the provider's final event is in.
     fn feed(&mut self, chunk: &[u8], end_of_stream: bool, include_usage: bool) -> Result<bool, AiError> {
         let (translator, sink) = (&mut self.translator, &mut self.sink);
         self.parser.push_each(chunk, |event| translator.on_event(event, sink))?;
-        if !end_of_stream {
+        if !end_of_stream && !translator.ended() {
             return Ok(false);
         }
         self.parser.finish_each(|event| translator.on_event(event, sink))?;

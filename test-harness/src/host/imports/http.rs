@@ -213,11 +213,16 @@ fn buffer_ref(state: &mut VmState, raw: i32) -> HostResult<&Vec<u8>> {
 fn buffer_mut(state: &mut VmState, raw: i32) -> HostResult<&mut Vec<u8>> {
     let kind = BufferType::from_raw(raw)?;
     let stream = state.effective_stream().ok_or(Status::NotFound)?;
-    match kind {
-        BufferType::RequestBody => Ok(&mut stream.request.body),
-        BufferType::ResponseBody => Ok(&mut stream.response.body),
-        _ => Err(Status::BadArgument),
+    let direction = match kind {
+        BufferType::RequestBody => &mut stream.request,
+        BufferType::ResponseBody => &mut stream.response,
+        _ => return Err(Status::BadArgument),
+    };
+    // Envoy drops its pointer to a body the filter let go on: a later trailers callback finds none.
+    if direction.body_forwarded {
+        return Err(Status::NotFound);
     }
+    Ok(&mut direction.body)
 }
 
 /// Envoy's `Buffer::copyFrom`: at 0 it drains `size` bytes and prepends the data (so

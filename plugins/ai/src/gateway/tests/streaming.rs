@@ -119,3 +119,21 @@ fn a_truncated_stream_or_an_oversized_event_ends_with_an_error() {
     assert_eq!(events[0]["error"]["code"], "body_too_large");
     assert_eq!(events[1], "[DONE]");
 }
+
+/// The provider's final event ends the client's stream at once: an upstream end that comes later with
+/// trailers, and no body to write into, loses nothing; bytes after it are dropped.
+#[test]
+fn the_final_event_ends_the_stream_before_the_upstream_does() {
+    let (ai, host) = (ai(), MemoryHost::default());
+    let mut stream = start(&ai, &host, true);
+    let AiBody::Continue { body: Some(bytes), .. } =
+        ai.on_response_body(&mut stream, UPSTREAM.as_bytes(), false, host.ports())
+    else {
+        panic!("streams are never buffered")
+    };
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert_eq!(stream.usage().map(|u| u.total()), Some(5));
+    let later = ai.on_response_body(&mut stream, b"data: {\"text\":\"late\"}\n\n", true, host.ports());
+    assert!(matches!(&later, AiBody::Continue { body: Some(b), .. } if b.is_empty()), "{later:?}");
+}

@@ -80,6 +80,10 @@ impl StreamTranslator for StubStream {
         Ok(())
     }
 
+    fn ended(&self) -> bool {
+        self.ended
+    }
+
     fn finish(&mut self, _out: &mut ChunkSink) -> Result<(), AiError> {
         if self.ended {
             Ok(())

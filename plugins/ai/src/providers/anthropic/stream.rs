@@ -89,6 +89,10 @@ impl StreamTranslator for AnthropicStream {
     fn usage(&self) -> Usage {
         self.usage.to_usage()
     }
+
+    fn ended(&self) -> bool {
+        self.stopped
+    }
 }
 
 impl AnthropicStream {

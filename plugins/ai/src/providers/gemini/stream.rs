@@ -115,8 +115,7 @@ impl StreamTranslator for GeminiStream {
     }
 
     fn finish(&mut self, _out: &mut ChunkSink) -> Result<(), AiError> {
-        let complete = !self.choices.is_empty() && self.choices.values().all(|c| c.finished);
-        if complete {
+        if self.ended() {
             Ok(())
         } else {
             Err(AiError::TruncatedStream)
@@ -125,5 +124,10 @@ impl StreamTranslator for GeminiStream {
 
     fn usage(&self) -> Usage {
         self.usage
+    }
+
+    /// Every candidate has its `finishReason`; the event that carries the last one carries the final usage.
+    fn ended(&self) -> bool {
+        !self.choices.is_empty() && self.choices.values().all(|c| c.finished)
     }
 }

@@ -87,6 +87,10 @@ impl StreamTranslator for PassThroughStream {
     fn usage(&self) -> Usage {
         self.usage
     }
+
+    fn ended(&self) -> bool {
+        self.done
+    }
 }
 
 impl PassThroughStream {

@@ -21,16 +21,22 @@ fn provider() -> serde_json::Value {
     })
 }
 
+/// The head bound raised past the megabyte tokens below, so that auth's own bounds are what refuse them
+/// (with the default `limits`, a head over 64 KiB is refused before auth reads it: 431).
+fn head_limits() -> serde_json::Value {
+    json!({"max_request_header_bytes": 4 << 20})
+}
+
 /// JWTs only (RS256, the key given as PEM as many deployments do): every bearer value reaches the JWT parser.
 fn jwt_vm() -> Vm {
-    let config = json!({"auth": {"jwt_providers": [provider()]}});
+    let config = json!({"limits": head_limits(), "auth": {"jwt_providers": [provider()]}});
     idp::host().plugin(config.to_string()).start().unwrap()
 }
 
 /// API keys and JWTs: `/jwt/` takes only tokens, everything else only API keys. Both share
 /// `Authorization: Bearer`, where a value not shaped like a JWT counts as an API key.
 fn vm() -> Vm {
-    let config = json!({"auth": {
+    let config = json!({"limits": head_limits(), "auth": {
         "consumers": [{"name": "alice", "api_keys": [api_key(1).config_entry()]}],
         "jwt_providers": [provider()],
         "routes": [{"path_prefix": "/jwt/", "require": "jwt"}],

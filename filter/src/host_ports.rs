@@ -9,8 +9,8 @@ use tollgate_core::{CasToken, Clock, Metrics, Ports, SharedStore, StoreError};
 
 /// The plugin ports implemented with proxy-wasm host calls. Metric ids are defined on first use and
 /// remembered (one map per metric type, so a lookup borrows the name instead of allocating a key), so each
-/// name costs one `define_metric` per VM. The clock is read once per `ports()`: the steps of one callback
-/// see one instant, for one host call.
+/// name costs one `define_metric` per VM. The clock is read once per `ports()` and again after a shared-data
+/// read: the steps of one callback see one instant, except that an instant is never older than state read.
 #[derive(Default)]
 pub struct HostPorts {
     counters: RefCell<HashMap<String, u32>>,
@@ -61,6 +61,9 @@ impl Clock for HostPorts {
 
 impl SharedStore for HostPorts {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, CasToken)>, StoreError> {
+        // What was read may have been written after the cached instant (by another worker): a clock read
+        // after this one must not be older than it.
+        self.now.set(None);
         match hostcalls::get_shared_data(key) {
             Ok((Some(value), cas)) => Ok(Some((value, CasToken(cas.unwrap_or(0))))),
             Ok((None, _)) => Ok(None),

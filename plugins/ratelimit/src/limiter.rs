@@ -246,7 +246,10 @@ fn take_request(
         ports.store,
         owner,
         |r| Gcra::is_idle(r.a, now),
-        |stored| match gcra.decide(stored.map_or(0, |r| r.a), now) {
+        // The instant decided on is read after the slot: an instant read before it can predate an admission
+        // another worker stored meanwhile, and would report one request fewer remaining than that worker did.
+        // (The request's own `now` still judges idleness above: an older instant only reuses slots later.)
+        |stored| match gcra.decide(stored.map_or(0, |r| r.a), nanos_since_epoch(ports.clock.now()).max(now)) {
             GcraOutcome::Allowed { tat, remaining, reset } => Step::Write(
                 Record { owner: 0, a: tat, b: 0 },
                 RuleOutcome::Admitted {

@@ -49,6 +49,55 @@ fn two_workers_interleaved_admit_exactly_the_limit() {
     assert_eq!(admitted_count, 25);
 }
 
+/// A store through which, at this worker's first read, another worker admits a request a moment later
+/// than this worker's request began: what two Envoy workers racing on one key can do.
+struct Overtaken<'a> {
+    host: &'a MemoryHost,
+    other: &'a RateLimits,
+    facts: RequestFacts<'a>,
+    pending: Cell<bool>,
+    overtaken: Cell<Option<String>>,
+}
+
+impl SharedStore for Overtaken<'_> {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, CasToken)>, StoreError> {
+        if self.pending.replace(false) {
+            self.host.advance(Duration::from_millis(500));
+            let Decision::Allow { headers, .. } = self.other.check(&self.facts, self.host.ports()) else {
+                panic!("the other worker was refused")
+            };
+            self.overtaken.set(Some(headers.set[1].1.clone()));
+        }
+        self.host.get(key)
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<CasToken>) -> Result<(), StoreError> {
+        self.host.set(key, value, cas)
+    }
+}
+
+#[test]
+fn remaining_counts_down_even_when_another_worker_overtakes_between_clock_and_slot() {
+    let host = MemoryHost::default();
+    // One request costs 600 ms of a 100-per-minute bucket; the other worker comes 500 ms later.
+    let section = rule_section(json!({"name": "r", "requests": 100, "per": "minute"}));
+    let (a, b) = (worker(&section, &host), worker(&section, &host));
+    let h = Headers::new();
+    let store = Overtaken {
+        host: &host,
+        other: &b,
+        facts: facts(&h, None),
+        pending: Cell::new(true),
+        overtaken: Cell::new(None),
+    };
+    let Decision::Allow { headers, .. } = a.check(&facts(&h, None), ports_with(&host, &host, &store)) else {
+        panic!("refused")
+    };
+    let theirs = store.overtaken.take().expect("the other worker went first");
+    assert_eq!(theirs, "\"r\";r=99;t=1");
+    assert_eq!(headers.set[1].1, "\"r\";r=98;t=2", "one fewer than the worker before, not two");
+}
+
 #[test]
 fn cas_conflicts_are_retried_and_stay_exact() {
     let host = MemoryHost::default();

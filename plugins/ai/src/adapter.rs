@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::chat::{ChatRequest, ChunkChoice};
-use crate::sse::SseEvent;
+use crate::sse::{EventDecoder, SseEvent, SseParser};
 use crate::{AiError, Usage};
 
 /// A provider entry of the config, as every adapter needs it (compiled from `ai.providers[]`).
@@ -100,6 +100,12 @@ pub trait Adapter: std::fmt::Debug {
 
     /// A translator for the SSE stream that answers a `stream: true` request.
     fn stream_translator(&self, target: &Target<'_>) -> Box<dyn StreamTranslator>;
+
+    /// What splits a streamed answer into the events `stream_translator` reads; server-sent events unless
+    /// the provider frames its streams otherwise. `max_event_bytes` bounds what one unfinished event holds.
+    fn stream_decoder(&self, max_event_bytes: usize) -> Box<dyn EventDecoder> {
+        Box::new(SseParser::new(max_event_bytes))
+    }
 
     /// Translates an embeddings request; providers without embeddings say so with a 400.
     fn embeddings_request(

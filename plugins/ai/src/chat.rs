@@ -269,6 +269,10 @@ pub struct AssistantMessage {
     pub role: String,
     /// Text of the answer; `null` when the model only called tools.
     pub content: Option<String>,
+    /// The model's reasoning, where the provider shows it (Anthropic thinking, Gemini thoughts), under the
+    /// name DeepSeek, vLLM and most OpenAI-compatible servers use for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCall>>,
 }
@@ -299,6 +303,9 @@ pub struct Delta {
     pub role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// Reasoning text, streamed as it comes (see `AssistantMessage::reasoning_content`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCallDelta>>,
 }

@@ -34,5 +34,5 @@ pub use adapter::{
 pub use config::{RawAiConfig, UnsupportedFields};
 pub use error::AiError;
 pub use gateway::{Ai, AiBody, AiHead, AiResponseHead, AiStream, CallAnswer, Caller, PROVIDER_HEADER};
-pub use sse::{SseEvent, SseParser};
+pub use sse::{EventDecoder, SseEvent, SseParser};
 pub use usage::Usage;

@@ -17,6 +17,50 @@ pub struct SseEvent {
     pub data: String,
 }
 
+/// Turns a provider's streamed response body into events for its `StreamTranslator`, whatever its framing:
+/// server-sent events (`SseParser`, nearly every provider) or another framing whose frames are handed on as
+/// `SseEvent`s (the event's type in `event`, its payload in `data`).
+pub trait EventDecoder: std::fmt::Debug {
+    /// The media type of a response this decoder reads (lowercase, e.g. `text/event-stream`); a successful
+    /// streaming answer of another type is not decoded.
+    fn content_type(&self) -> &'static str;
+
+    /// Feeds the next bytes; each event they complete goes to `each`. An error from `each` stops the decode
+    /// and is returned. Malformed or oversized framing is an `AiError` (502), never a panic.
+    fn push_events(
+        &mut self,
+        bytes: &[u8],
+        each: &mut dyn FnMut(&SseEvent) -> Result<(), AiError>,
+    ) -> Result<(), AiError>;
+
+    /// The body ended: hand on what is still held, or report a frame cut short.
+    fn finish_events(
+        &mut self,
+        each: &mut dyn FnMut(&SseEvent) -> Result<(), AiError>,
+    ) -> Result<(), AiError>;
+}
+
+impl EventDecoder for SseParser {
+    fn content_type(&self) -> &'static str {
+        "text/event-stream"
+    }
+
+    fn push_events(
+        &mut self,
+        bytes: &[u8],
+        each: &mut dyn FnMut(&SseEvent) -> Result<(), AiError>,
+    ) -> Result<(), AiError> {
+        self.push_each(bytes, each)
+    }
+
+    fn finish_events(
+        &mut self,
+        each: &mut dyn FnMut(&SseEvent) -> Result<(), AiError>,
+    ) -> Result<(), AiError> {
+        self.finish_each(each)
+    }
+}
+
 /// Turns a byte stream into `SseEvent`s, holding at most `max_event_bytes` of one unfinished event. The event
 /// in progress is built in place and handed out by reference (`push_each`), so a long stream reuses the same
 /// buffers for every event.

@@ -12,7 +12,6 @@ use super::stream::{LiveStream, ResponseState};
 use super::{Ai, AiStream, Forwarded, DROPPED_HEADER, PROVIDER_HEADER};
 use crate::adapter::{json_bytes, ChunkSink, Translated};
 use crate::config::ProviderConfig;
-use crate::sse::SseParser;
 use crate::AiError;
 
 /// What the gateway decided about a response head.
@@ -53,10 +52,13 @@ impl Ai {
         let content_type = head.headers.get("content-type").unwrap_or("").to_ascii_lowercase();
         let encoded =
             head.headers.get("content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
-        if success && forwarded.stream && content_type.starts_with("text/event-stream") && !encoded {
+        let decoder = (success && forwarded.stream && !encoded)
+            .then(|| adapter.stream_decoder(self.config.limits.max_event_bytes))
+            .filter(|decoder| content_type.starts_with(decoder.content_type()));
+        if let Some(decoder) = decoder {
             let target = forwarded.target();
             stream.response = ResponseState::Streaming(Box::new(LiveStream::new(
-                SseParser::new(self.config.limits.max_event_bytes),
+                decoder,
                 adapter.stream_translator(&target),
                 ChunkSink::new(&target),
             )));

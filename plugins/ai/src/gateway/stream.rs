@@ -1,4 +1,4 @@
-//! A streamed response: upstream SSE bytes → events → the provider's translator → OpenAI chunks, one body
+//! A streamed response: upstream bytes → events (SSE, or the provider's own framing) → the provider's translator → OpenAI chunks, one body
 //! callback at a time. A failure mid-stream ends the client's stream with an error event and `[DONE]`,
 //! after everything already translated, and the rest of the upstream stream is dropped.
 
@@ -7,7 +7,7 @@ use tollgate_core::Ports;
 use super::metrics::{ERRORS, TIME_TO_FIRST_TOKEN_MS};
 use super::{Ai, AiStream};
 use crate::adapter::{ChunkSink, StreamTranslator};
-use crate::sse::SseParser;
+use crate::sse::EventDecoder;
 use crate::{AiError, Usage};
 
 /// Where a response is in its translation.
@@ -35,7 +35,7 @@ impl ResponseState {
 
 #[derive(Debug)]
 pub(crate) struct LiveStream {
-    parser: SseParser,
+    parser: Box<dyn EventDecoder>,
     translator: Box<dyn StreamTranslator>,
     sink: ChunkSink,
     /// Time to first token is recorded once.
@@ -43,7 +43,11 @@ pub(crate) struct LiveStream {
 }
 
 impl LiveStream {
-    pub fn new(parser: SseParser, translator: Box<dyn StreamTranslator>, sink: ChunkSink) -> Self {
+    pub fn new(
+        parser: Box<dyn EventDecoder>,
+        translator: Box<dyn StreamTranslator>,
+        sink: ChunkSink,
+    ) -> Self {
         LiveStream { parser, translator, sink, first_token_seen: false }
     }
 
@@ -51,11 +55,12 @@ impl LiveStream {
     /// upstream's end of stream, or as soon as the provider's final event is in.
     fn feed(&mut self, chunk: &[u8], end_of_stream: bool, include_usage: bool) -> Result<bool, AiError> {
         let (translator, sink) = (&mut self.translator, &mut self.sink);
-        self.parser.push_each(chunk, |event| translator.on_event(event, sink))?;
+        self.parser.push_events(chunk, &mut |event| translator.on_event(event, sink))?;
         if !end_of_stream && !translator.ended() {
             return Ok(false);
         }
-        self.parser.finish_each(|event| translator.on_event(event, sink))?;
+        let (translator, sink) = (&mut self.translator, &mut self.sink);
+        self.parser.finish_events(&mut |event| translator.on_event(event, sink))?;
         self.translator.finish(&mut self.sink)?;
         if include_usage {
             self.sink.usage_chunk(&self.translator.usage());

@@ -33,7 +33,12 @@ enum Block {
         #[serde(default = "empty_object")]
         input: Value,
     },
-    /// `thinking`, `redacted_thinking`, server tool blocks, ...: nothing an OpenAI client can receive.
+    /// Reasoning, given to OpenAI clients as `reasoning_content`.
+    Thinking {
+        #[serde(default)]
+        thinking: String,
+    },
+    /// `redacted_thinking` (encrypted), server tool blocks, ...: nothing an OpenAI client can receive.
     #[serde(other)]
     Other,
 }
@@ -47,10 +52,12 @@ pub(super) fn chat_completion(body: &[u8], target: &Target<'_>) -> Result<Transl
         .map_err(|e| AiError::BadUpstreamResponse(format!("not an Anthropic message: {e}")))?;
 
     let mut text = String::new();
+    let mut reasoning = String::new();
     let mut calls = Vec::new();
     for block in message.content {
         match block {
             Block::Text { text: part } => text.push_str(&part),
+            Block::Thinking { thinking } => reasoning.push_str(&thinking),
             Block::ToolUse { name, input, .. } if name == JSON_TOOL => text.push_str(&input.to_string()),
             Block::ToolUse { id, name, input } => calls.push(ToolCall {
                 id,
@@ -76,6 +83,7 @@ pub(super) fn chat_completion(body: &[u8], target: &Target<'_>) -> Result<Transl
                 role: "assistant".into(),
                 // OpenAI sends null content for an answer that is only tool calls.
                 content: (!text.is_empty() || calls.is_empty()).then_some(text),
+                reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
                 tool_calls: (!calls.is_empty()).then_some(calls),
             },
             finish_reason: finish,

@@ -200,7 +200,14 @@ impl AnthropicStream {
                     }
                 }
             }
-            // thinking_delta, signature_delta, citations_delta, ...
+            // Reasoning, as OpenAI-compatible servers stream it.
+            Some("thinking_delta") => {
+                if let Some(text) = delta.thinking.as_deref().filter(|t| !t.is_empty()) {
+                    let delta = Delta { reasoning_content: Some(text.to_string()), ..Delta::default() };
+                    self.send(delta, None, out);
+                }
+            }
+            // signature_delta, citations_delta, ...
             _ => {}
         }
         Ok(())
@@ -255,6 +262,8 @@ struct EventDelta<'a> {
     text: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     partial_json: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    thinking: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     stop_reason: Option<Cow<'a, str>>,
 }

@@ -122,6 +122,7 @@ fn tool_call_indexes_count_tool_calls_only() {
         deltas(&run.chunks),
         vec![
             json!({ "delta": { "role": "assistant" }, "finish_reason": null }),
+            json!({ "delta": { "reasoning_content": "secret" }, "finish_reason": null }),
             json!({ "delta": { "content": "ok" }, "finish_reason": null }),
             json!({ "delta": { "tool_calls": [{ "index": 0, "id": "toolu_a", "type": "function", "function": { "name": "f", "arguments": "" } }] }, "finish_reason": null }),
             json!({ "delta": { "tool_calls": [{ "index": 0, "function": { "arguments": "{\"x\":1}" } }] }, "finish_reason": null }),

@@ -145,6 +145,11 @@ impl Part {
         }
         self.text.as_deref().filter(|t| !t.is_empty())
     }
+
+    /// A thought summary's text (present when the request asked for `includeThoughts`).
+    pub fn thought_text(&self) -> Option<&str> {
+        self.text.as_deref().filter(|t| self.thought == Some(true) && !t.is_empty())
+    }
 }
 
 impl GeminiCall {
@@ -207,6 +212,7 @@ pub(super) fn completion(body: &[u8], target: &Target<'_>) -> Result<Translated,
             message: AssistantMessage {
                 role: "assistant".into(),
                 content: Some(String::new()),
+                reasoning_content: None,
                 tool_calls: None,
             },
             finish_reason: Some(FinishReason::ContentFilter),
@@ -228,9 +234,12 @@ pub(super) fn completion(body: &[u8], target: &Target<'_>) -> Result<Translated,
 
 fn choice(candidate: &Candidate, position: usize, ids: &mut CallIds) -> Choice {
     let mut text = String::new();
+    let mut reasoning = String::new();
     let mut calls = Vec::new();
     for part in candidate.parts() {
-        if let Some(call) = &part.function_call {
+        if let Some(thought) = part.thought_text() {
+            reasoning.push_str(thought);
+        } else if let Some(call) = &part.function_call {
             calls.push(ToolCall {
                 id: ids.id_for(call),
                 kind: "function".into(),
@@ -247,6 +256,7 @@ fn choice(candidate: &Candidate, position: usize, ids: &mut CallIds) -> Choice {
             role: "assistant".into(),
             // OpenAI sends `content: null` when the model only called tools.
             content: if text.is_empty() && !calls.is_empty() { None } else { Some(text) },
+            reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
             tool_calls: (!calls.is_empty()).then_some(calls),
         },
         finish_reason: finish,

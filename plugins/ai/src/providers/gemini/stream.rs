@@ -46,7 +46,9 @@ impl GeminiStream {
         let index = candidate.index_or(position);
         let state = self.choices.entry(index).or_default();
         for part in candidate.parts() {
-            let delta = if let Some(call) = &part.function_call {
+            let delta = if let Some(thought) = part.thought_text() {
+                Delta { role: state.role(), reasoning_content: Some(thought.to_string()), ..Delta::default() }
+            } else if let Some(call) = &part.function_call {
                 let tool_call = ToolCallDelta {
                     index: state.tool_calls,
                     id: Some(ids.id_for(call)),
@@ -57,9 +59,9 @@ impl GeminiStream {
                     }),
                 };
                 state.tool_calls = state.tool_calls.saturating_add(1);
-                Delta { role: state.role(), content: None, tool_calls: Some(vec![tool_call]) }
+                Delta { role: state.role(), tool_calls: Some(vec![tool_call]), ..Delta::default() }
             } else if let Some(text) = part.answer_text() {
-                Delta { role: state.role(), content: Some(text.to_string()), tool_calls: None }
+                Delta { role: state.role(), content: Some(text.to_string()), ..Delta::default() }
             } else {
                 continue;
             };

@@ -66,15 +66,22 @@ fn an_error_event_mid_stream_is_the_providers_error() {
 }
 
 #[test]
-fn keep_alive_events_thoughts_and_empty_text_emit_nothing() {
+fn keep_alive_events_and_empty_text_emit_nothing_and_thoughts_are_reasoning() {
     let mut run = Run::new();
     run.translator.on_event(&SseEvent { event: None, data: " ".into() }, &mut run.sink).unwrap();
-    run.feed(json!({ "candidates": [{ "content": { "parts": [
-        { "text": "pondering", "thought": true }, { "text": "" }
-    ] } }] }))
-    .unwrap();
+    run.feed(json!({ "candidates": [{ "content": { "parts": [{ "text": "" }] } }] })).unwrap();
     assert!(run.chunks().is_empty());
-    assert_eq!(run.sink.content_chunks, 0);
+    run.feed(
+        json!({ "candidates": [{ "content": { "parts": [{ "text": "pondering", "thought": true }] } }] }),
+    )
+    .unwrap();
+    let chunks = run.chunks();
+    assert_eq!(chunks.len(), 1);
+    assert_eq!(
+        chunks[0]["choices"][0]["delta"],
+        json!({ "role": "assistant", "reasoning_content": "pondering" })
+    );
+    assert_eq!(run.sink.content_chunks, 0, "reasoning is not the first token of the answer");
 }
 
 #[test]

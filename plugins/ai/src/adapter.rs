@@ -24,6 +24,10 @@ pub struct ProviderSettings {
     pub deployments: BTreeMap<String, String>,
     /// Output limit to send when the client gave none and the provider requires one (Anthropic).
     pub default_max_tokens: u64,
+    /// `host[:port]` of `base_url`, the `:authority` the gateway sends (Bedrock signs it as `host`).
+    pub authority: String,
+    /// Bedrock: the static AWS credentials and region requests are signed with; never logged.
+    pub aws: Option<crate::providers::AwsCredentials>,
 }
 
 /// Written by hand so that an adapter printed with `{:?}` never shows the provider key.
@@ -36,6 +40,8 @@ impl std::fmt::Debug for ProviderSettings {
             .field("api_version", &self.api_version)
             .field("deployments", &self.deployments)
             .field("default_max_tokens", &self.default_max_tokens)
+            .field("authority", &self.authority)
+            .field("aws", &self.aws)
             .finish()
     }
 }
@@ -363,12 +369,23 @@ mod tests {
 
     #[test]
     fn adapters_never_print_the_provider_key() {
-        let settings = ProviderSettings { api_key: Some("sk-secret-1234".into()), ..Default::default() };
-        for kind in ["openai", "azure", "anthropic", "gemini", "mistral", "openai_compatible"] {
+        let aws = crate::providers::AwsCredentials {
+            region: "eu-west-3".into(),
+            access_key_id: "AKIA-xyzzy-id".into(),
+            secret_access_key: "aws-xyzzy-key".into(),
+            session_token: Some("aws-xyzzy-token".into()),
+        };
+        let settings =
+            ProviderSettings { api_key: Some("sk-secret-1234".into()), aws: Some(aws), ..Default::default() };
+        for kind in ["openai", "azure", "anthropic", "gemini", "mistral", "openai_compatible", "bedrock"] {
             let kind: crate::providers::ProviderKind =
                 serde_json::from_value(serde_json::json!(kind)).unwrap();
             let printed = format!("{:?}", kind.adapter(settings.clone()));
-            assert!(!printed.contains("sk-secret"), "{printed}");
+            assert!(!printed.contains("sk-secret") && !printed.contains("xyzzy"), "{printed}");
+            assert!(
+                printed.contains("eu-west-3") || kind != crate::providers::ProviderKind::Bedrock,
+                "{printed}"
+            );
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The `ai` config section as the operator writes it, and its compilation into providers, routes and limits.
 
+mod aws;
 mod base_url;
 mod checks;
 
@@ -50,6 +51,16 @@ pub struct RawProvider {
     pub deployments: BTreeMap<String, String>,
     #[serde(default)]
     pub default_max_tokens: Option<u64>,
+    /// Bedrock: the AWS region (`us-east-1`), which names the default endpoint and the signing scope.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Bedrock: static AWS credentials. Secrets: never printed, never quoted in errors.
+    #[serde(default)]
+    pub aws_access_key_id: Option<String>,
+    #[serde(default)]
+    pub aws_secret_access_key: Option<String>,
+    #[serde(default)]
+    pub aws_session_token: Option<String>,
 }
 
 /// Written by hand so that the provider credential never reaches a log line.
@@ -64,6 +75,10 @@ impl fmt::Debug for RawProvider {
             .field("api_version", &self.api_version)
             .field("deployments", &self.deployments)
             .field("default_max_tokens", &self.default_max_tokens)
+            .field("region", &self.region)
+            .field("aws_access_key_id", &self.aws_access_key_id.as_ref().map(|_| "<redacted>"))
+            .field("aws_secret_access_key", &self.aws_secret_access_key.as_ref().map(|_| "<redacted>"))
+            .field("aws_session_token", &self.aws_session_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -144,6 +159,7 @@ impl fmt::Debug for ProviderConfig {
             .field("authority", &self.authority)
             .field("base_path", &self.settings.base_path)
             .field("api_key", &self.settings.api_key.as_ref().map(|_| "<redacted>"))
+            .field("aws", &self.settings.aws)
             .finish_non_exhaustive()
     }
 }
@@ -212,10 +228,14 @@ fn compile_provider(raw: RawProvider, at: &ConfigPath) -> Result<ProviderConfig,
     for (model, deployment) in &raw.deployments {
         check_name(deployment, &at.field("deployments").field(model))?;
     }
-    let url = match (&raw.base_url, raw.kind.default_base_url()) {
-        (Some(url), _) => BaseUrl::parse(url, &at.field("base_url"))?,
-        (None, Some(default)) => BaseUrl::parse(default, &at.field("base_url"))?,
-        (None, None) => {
+    let aws = aws::credentials(&raw, at)?;
+    let url = match (&raw.base_url, raw.kind.default_base_url(), &aws) {
+        (Some(url), _, _) => BaseUrl::parse(url, &at.field("base_url"))?,
+        (None, Some(default), _) => BaseUrl::parse(default, &at.field("base_url"))?,
+        (None, None, Some(aws)) => {
+            BaseUrl::parse(&aws::default_base_url(&aws.region), &at.field("base_url"))?
+        }
+        (None, None, None) => {
             return Err(at.field("base_url").error("is required for this kind of provider"));
         }
     };
@@ -226,7 +246,7 @@ fn compile_provider(raw: RawProvider, at: &ConfigPath) -> Result<ProviderConfig,
     Ok(ProviderConfig {
         kind: raw.kind,
         cluster: raw.cluster,
-        authority: url.authority,
+        authority: url.authority.clone(),
         settings: ProviderSettings {
             name: raw.name,
             base_path: url.path,
@@ -234,6 +254,8 @@ fn compile_provider(raw: RawProvider, at: &ConfigPath) -> Result<ProviderConfig,
             api_version: raw.api_version,
             deployments: raw.deployments,
             default_max_tokens,
+            authority: url.authority,
+            aws,
         },
     })
 }

@@ -2,6 +2,7 @@
 
 mod anthropic;
 mod azure;
+mod bedrock;
 mod gemini;
 mod mistral;
 mod openai;
@@ -9,6 +10,7 @@ mod openai_wire;
 
 pub use anthropic::AnthropicAdapter;
 pub use azure::AzureAdapter;
+pub use bedrock::{AwsCredentials, BedrockAdapter, EventStreamDecoder};
 pub use gemini::GeminiAdapter;
 pub use mistral::MistralAdapter;
 pub use openai::OpenAiAdapter;
@@ -27,6 +29,8 @@ pub enum ProviderKind {
     /// Groq, DeepSeek, Together, Ollama, vLLM, llama.cpp server, ...: OpenAI's wire format under a
     /// configurable path prefix.
     OpenaiCompatible,
+    /// Amazon Bedrock's Converse API, signed with SigV4.
+    Bedrock,
 }
 
 impl ProviderKind {
@@ -39,17 +43,18 @@ impl ProviderKind {
             ProviderKind::Anthropic => Box::new(AnthropicAdapter::new(settings)),
             ProviderKind::Gemini => Box::new(GeminiAdapter::new(settings)),
             ProviderKind::Mistral => Box::new(MistralAdapter::new(settings)),
+            ProviderKind::Bedrock => Box::new(BedrockAdapter::new(settings)),
         }
     }
 
-    /// The `base_url` used when the config gives none.
+    /// The `base_url` used when the config gives none (Bedrock's depends on the region: see the config).
     pub fn default_base_url(self) -> Option<&'static str> {
         match self {
             ProviderKind::Openai => Some("https://api.openai.com/v1"),
             ProviderKind::Anthropic => Some("https://api.anthropic.com"),
             ProviderKind::Gemini => Some("https://generativelanguage.googleapis.com"),
             ProviderKind::Mistral => Some("https://api.mistral.ai/v1"),
-            ProviderKind::Azure | ProviderKind::OpenaiCompatible => None,
+            ProviderKind::Azure | ProviderKind::OpenaiCompatible | ProviderKind::Bedrock => None,
         }
     }
 }

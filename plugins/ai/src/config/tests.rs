@@ -94,3 +94,104 @@ fn the_api_key_is_never_shown() {
     assert_eq!(compiled.providers[0].settings.api_key.as_deref(), Some("sk-good-secret"));
     assert!(!format!("{compiled:?}").contains("sk-good-secret"));
 }
+
+fn bedrock(extra: Value) -> Value {
+    let mut provider = json!({"name": "p", "kind": "bedrock", "cluster": "bedrock", "region": "eu-west-3",
+                              "aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "wJalr-secret-key"});
+    let object = provider.as_object_mut().unwrap();
+    for (name, value) in extra.as_object().unwrap() {
+        if value.is_null() {
+            object.remove(name);
+        } else {
+            object.insert(name.clone(), value.clone());
+        }
+    }
+    with_provider(provider)
+}
+
+#[test]
+fn a_bedrock_provider_signs_for_its_region() {
+    let config = compile(bedrock(json!({"aws_session_token": "tok"}))).unwrap();
+    let provider = &config.providers[0];
+    assert_eq!(provider.authority, "bedrock-runtime.eu-west-3.amazonaws.com");
+    assert_eq!(provider.settings.authority, provider.authority);
+    assert_eq!(provider.settings.base_path, "");
+    let aws = provider.settings.aws.as_ref().unwrap();
+    assert_eq!(
+        (aws.region.as_str(), aws.access_key_id.as_str(), aws.secret_access_key.as_str()),
+        ("eu-west-3", "AKIDEXAMPLE", "wJalr-secret-key")
+    );
+    assert_eq!(aws.session_token.as_deref(), Some("tok"));
+
+    // A base_url (a VPC endpoint, a proxy) replaces the regional endpoint; the region still signs.
+    let config = compile(bedrock(
+        json!({"base_url": "https://vpce-1.bedrock-runtime.eu-west-3.vpce.amazonaws.com/x/"}),
+    ))
+    .unwrap();
+    let provider = &config.providers[0];
+    assert_eq!(provider.authority, "vpce-1.bedrock-runtime.eu-west-3.vpce.amazonaws.com");
+    assert_eq!(provider.settings.base_path, "/x");
+    assert_eq!(provider.settings.aws.as_ref().unwrap().session_token, None);
+}
+
+#[test]
+fn bedrock_mistakes_name_their_path() {
+    let err = |extra: Value| compile(bedrock(extra)).unwrap_err();
+    assert_eq!(err(json!({"region": null})), "ai.providers[0].region: is required for a bedrock provider");
+    assert_eq!(
+        err(json!({"aws_access_key_id": null})),
+        "ai.providers[0].aws_access_key_id: is required for a bedrock provider"
+    );
+    assert_eq!(
+        err(json!({"aws_secret_access_key": null})),
+        "ai.providers[0].aws_secret_access_key: is required for a bedrock provider"
+    );
+    assert!(err(json!({"region": "US East"}))
+        .starts_with("ai.providers[0].region: \"US East\" is not an AWS region"));
+    assert!(err(json!({"region": ""})).starts_with("ai.providers[0].region: "));
+    for unused in [json!({"api_key": "k"}), json!({"api_version": "v"}), json!({"deployments": {"a": "b"}})] {
+        let name = unused.as_object().unwrap().keys().next().unwrap().clone();
+        assert!(
+            err(unused).starts_with(&format!("ai.providers[0].{name}: is not used by a bedrock provider")),
+            "{name}"
+        );
+    }
+    for field in ["region", "aws_access_key_id", "aws_secret_access_key", "aws_session_token"] {
+        let mut provider = json!({"name": "p", "kind": "anthropic", "cluster": "c"});
+        provider[field] = json!("x");
+        assert_eq!(
+            compile(with_provider(provider)).unwrap_err(),
+            format!("ai.providers[0].{field}: is only used by providers of kind bedrock")
+        );
+    }
+    assert!(err(json!({"aws_region": "x"})).starts_with("ai.providers[0].aws_region: unknown field"));
+}
+
+#[test]
+fn aws_credentials_are_never_shown() {
+    for (field, secret) in [
+        ("aws_access_key_id", "AKIA/SEKRIT,ID"),
+        ("aws_access_key_id", "AKIA SEKRIT"),
+        ("aws_secret_access_key", "very-sekrit\u{7}"),
+        ("aws_secret_access_key", " very-sekrit"),
+        ("aws_session_token", "very-sekrit\n"),
+    ] {
+        let err = compile(bedrock(json!({ field: secret }))).unwrap_err();
+        assert!(err.starts_with(&format!("ai.providers[0].{field}: ")), "{err}");
+        assert!(!err.to_lowercase().contains("sekrit"), "{err}");
+    }
+    let config = bedrock(json!({"aws_session_token": "tok-sekrit"}));
+    let raw: RawAiConfig = serde_json::from_value(config.clone()).unwrap();
+    let printed = format!("{raw:?}");
+    assert!(
+        !printed.contains("AKIDEXAMPLE") && !printed.contains("sekrit") && !printed.contains("wJalr"),
+        "{printed}"
+    );
+    let compiled = compile(config).unwrap();
+    let printed = format!("{compiled:?}");
+    assert!(
+        !printed.contains("AKIDEXAMPLE") && !printed.contains("sekrit") && !printed.contains("wJalr"),
+        "{printed}"
+    );
+    assert!(printed.contains("eu-west-3"), "{printed}");
+}

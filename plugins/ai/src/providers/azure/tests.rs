@@ -14,6 +14,7 @@ fn adapter(api_version: Option<&str>) -> AzureAdapter {
         api_version: api_version.map(str::to_string),
         deployments: BTreeMap::from([("gpt-4o".to_string(), "prod-gpt4o".to_string())]),
         default_max_tokens: 0,
+        ..ProviderSettings::default()
     })
 }
 

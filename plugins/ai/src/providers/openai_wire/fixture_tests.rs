@@ -35,6 +35,7 @@ fn provider(config: &Value) -> (Box<dyn Adapter>, Vec<Value>) {
         api_version: entry["api_version"].as_str().map(String::from),
         deployments: deployments.unwrap_or_default(),
         default_max_tokens: 4096,
+        ..ProviderSettings::default()
     };
     (kind.adapter(settings), config["models"].as_array().unwrap().clone())
 }

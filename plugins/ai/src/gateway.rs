@@ -1,4 +1,5 @@
-//! The provider-neutral gateway: which requests are AI requests, where they go, and the per-request state
+//! The provider-neutral gateway: which requests are AI requests (OpenAI's chat completions, embeddings and
+//! models, Anthropic's messages and count_tokens), where they go, and the per-request state
 //! that carries a request's translation from its head to the last byte of its response. Values in,
 //! decisions out; the pipeline applies them.
 
@@ -17,6 +18,7 @@ use tollgate_core::{ConfigError, ConfigPath, HeaderEdits, LocalReply, RequestHea
 
 use crate::adapter::{Adapter, EmbeddingsRequest, ProviderSettings, Target};
 use crate::config::{AiConfig, ProviderConfig, RawAiConfig};
+use crate::messages::{COUNT_TOKENS_PATH, MESSAGES_PATH};
 use crate::providers::ProviderKind;
 use crate::Usage;
 
@@ -33,6 +35,8 @@ pub const MODELS_PATH: &str = "/v1/models";
 pub const PROVIDER_HEADER: &str = "x-tollgate-provider";
 /// Response header listing request fields the provider could not honour and that were left out.
 pub const DROPPED_HEADER: &str = "x-tollgate-dropped";
+/// Response header on a `count_tokens` answer the gateway estimated itself (the provider cannot count).
+pub const ESTIMATED_HEADER: &str = "x-tollgate-estimated";
 /// Headers a client may carry its own credential in; none of them is forwarded to a provider.
 pub const CLIENT_CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "x-api-key", "api-key", "x-goog-api-key"];
 
@@ -75,6 +79,31 @@ pub enum AiHead {
 pub(crate) enum Endpoint {
     Chat,
     Embeddings,
+    /// Anthropic's `POST /v1/messages`.
+    Messages,
+    /// Anthropic's `POST /v1/messages/count_tokens`.
+    CountTokens,
+}
+
+/// The shape the client speaks, and so the shape of its answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// OpenAI's (chat completions, embeddings).
+    #[default]
+    OpenAi,
+    /// Anthropic's Messages API, converted to and from OpenAI's shape around the adapter.
+    Anthropic,
+    /// Anthropic's Messages API sent to Anthropic itself: request and answer go as they are.
+    AnthropicNative,
+}
+
+/// What the gateway made of a whole request body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AiRequest {
+    /// Send it upstream: these head edits, this body.
+    Upstream { head: HeaderEdits, body: Vec<u8> },
+    /// Answered by the gateway itself (`count_tokens` for a provider that cannot count).
+    Answer(LocalReply),
 }
 
 /// What one request was translated into, kept for its response.
@@ -87,6 +116,7 @@ pub(crate) struct Forwarded {
     pub request_id: String,
     pub stream: bool,
     pub include_usage: bool,
+    pub format: Format,
     pub dropped: Vec<String>,
     /// The client's embeddings request, which some adapters need to shape the answer (`encoding_format`).
     pub embeddings: Option<Box<EmbeddingsRequest>>,
@@ -116,6 +146,8 @@ pub struct AiStream {
     usage: Option<Usage>,
     /// The client credential headers and `accept-encoding`, where the request carries them.
     strip: Vec<&'static str>,
+    /// The client named the Anthropic API version it speaks (kept when its request goes to Anthropic).
+    anthropic_version: bool,
 }
 
 impl AiStream {
@@ -127,6 +159,11 @@ impl AiStream {
     /// Whether the response body must be read (the request went upstream translated).
     pub fn reads_response_body(&self) -> bool {
         self.forwarded.is_some()
+    }
+
+    /// Whether the client speaks Anthropic's Messages API (its errors take Anthropic's shape).
+    pub fn speaks_anthropic(&self) -> bool {
+        matches!(self.endpoint, Some(Endpoint::Messages | Endpoint::CountTokens))
     }
 
     /// Tokens the request used: once the response is complete, or as reported so far while it streams.
@@ -162,6 +199,8 @@ impl Ai {
         let endpoint = match head.path_only() {
             CHAT_PATH => Endpoint::Chat,
             EMBEDDINGS_PATH => Endpoint::Embeddings,
+            MESSAGES_PATH => Endpoint::Messages,
+            COUNT_TOKENS_PATH => Endpoint::CountTokens,
             MODELS_PATH if head.method == "GET" => {
                 return AiHead::Reply(models::list(&self.config, self.providers(), caller));
             }
@@ -182,6 +221,7 @@ impl Ai {
         let stripped = CLIENT_CREDENTIAL_HEADERS.into_iter().chain(["accept-encoding"]);
         stream.strip = stripped.filter(|name| head.headers.contains(name)).collect();
         stream.consumer = caller.consumer.map(str::to_string);
+        stream.anthropic_version = head.headers.contains("anthropic-version");
         stream.request_id = head.headers.get("x-request-id").map(request_id).filter(|id| !id.is_empty());
         AiHead::NeedBody
     }

@@ -1,6 +1,7 @@
 //! Tollgate's AI gateway: clients speak the OpenAI API (`/v1/chat/completions`, `/v1/embeddings`,
-//! `/v1/models`); the config's `ai` section picks a provider per model and this crate translates requests,
-//! responses and SSE streams to and from each provider's wire format, reporting usage as it goes.
+//! `/v1/models`) or Anthropic's (`/v1/messages`, `/v1/messages/count_tokens`; see `messages`); the config's
+//! `ai` section picks a provider per model and this crate translates requests, responses and SSE streams to
+//! and from each provider's wire format, reporting usage as it goes.
 //! Owns the `ai` config section.
 //!
 //! The flow for one request: `Ai::on_request_head` (routes, `/v1/models`, 405s) → `Ai::on_request_body`
@@ -22,6 +23,7 @@ pub mod chat;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod messages;
 pub mod providers;
 pub mod router;
 pub mod sse;
@@ -33,6 +35,8 @@ pub use adapter::{
 };
 pub use config::{RawAiConfig, UnsupportedFields};
 pub use error::AiError;
-pub use gateway::{Ai, AiBody, AiHead, AiResponseHead, AiStream, CallAnswer, Caller, PROVIDER_HEADER};
+pub use gateway::{
+    Ai, AiBody, AiHead, AiRequest, AiResponseHead, AiStream, CallAnswer, Caller, PROVIDER_HEADER,
+};
 pub use sse::{EventDecoder, SseEvent, SseParser};
 pub use usage::Usage;

@@ -8,9 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use tollgate_ai::{Ai, AiBody, AiHead, AiResponseHead, AiStream, Caller, RawAiConfig};
+use tollgate_ai::messages::{is_anthropic_path, to_anthropic_reply};
+use tollgate_ai::{Ai, AiBody, AiHead, AiRequest, AiResponseHead, AiStream, Caller, RawAiConfig};
 use tollgate_core::testing::MemoryHost;
-use tollgate_core::{ConfigPath, Headers, RequestHead, ResponseHead};
+use tollgate_core::{ConfigPath, Headers, LocalReply, RequestHead, ResponseHead};
 
 const CLIENT_KEY: &str = "client-key";
 
@@ -84,11 +85,17 @@ impl Case {
         assert_eq!(ai.on_request_head(stream, &head, &caller()), AiHead::NeedBody, "{name}");
         let body = self.field("/request").to_string();
         let (edits, upstream_body) = match ai.on_request_body(stream, body.as_bytes(), host.ports()) {
-            Ok(ok) => ok,
+            Ok(AiRequest::Upstream { head, body }) => (head, body),
+            // Answered by the gateway (count_tokens estimated), or refused: the client's reply, in the shape
+            // of the API it speaks.
+            Ok(AiRequest::Answer(reply)) => {
+                self.check_reply(&reply);
+                return None;
+            }
             Err(error) => {
-                let expected = self.field("/expected_client");
-                assert_eq!(error.status(), expected["status"], "{name}: status of a refused request");
-                assert_eq!(error.to_openai_json(), expected["body"], "{name}: refusal body");
+                let reply = error.to_reply();
+                let reply = if is_anthropic_path(path) { to_anthropic_reply(reply) } else { reply };
+                self.check_reply(&reply);
                 return None;
             }
         };
@@ -107,6 +114,13 @@ impl Case {
         let actual: Value = serde_json::from_slice(&upstream_body).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(actual, expected["body"], "{name}: upstream body");
         Some(())
+    }
+
+    fn check_reply(&self, reply: &LocalReply) {
+        let (name, expected) = (&self.name, self.field("/expected_client"));
+        assert_eq!(reply.status, expected["status"], "{name}: status of a reply without upstream");
+        let body: Value = serde_json::from_slice(&reply.body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(body, expected["body"], "{name}: body of a reply without upstream");
     }
 
     fn response_head(&self) -> ResponseHead {
@@ -161,9 +175,18 @@ fn stream_events(ai: &Ai, case: &Case, host: &MemoryHost, pieces: &[&[u8]]) -> (
         .split("\n\n")
         .filter(|e| !e.is_empty())
         .map(|event| {
+            // Anthropic's events are named: the name must be the data's `type`.
+            let (named, event) = match event.strip_prefix("event: ").and_then(|e| e.split_once('\n')) {
+                Some((named, rest)) => (Some(named), rest),
+                None => (None, event),
+            };
             let data =
                 event.strip_prefix("data: ").unwrap_or_else(|| panic!("{name}: not a data event {event:?}"));
-            serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_string()))
+            let data = serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_string()));
+            if let Some(named) = named {
+                assert_eq!(data["type"], named, "{name}: event name and data type");
+            }
+            data
         })
         .collect();
     (events, stream)
@@ -201,11 +224,13 @@ fn check_buffered(ai: &Ai, case: &Case, host: &MemoryHost) -> Option<AiStream> {
     let head = case.response_head();
     assert_eq!(ai.on_response_head(&mut stream, &head, host.ports()), AiResponseHead::AwaitBody, "{name}");
     let body = body_bytes(case.field("/upstream_response/body"));
-    let AiBody::Continue { head: edits, body: Some(out) } =
+    // No replacement body: the answer goes to the client as it came (Anthropic's, to an Anthropic client).
+    let AiBody::Continue { head: edits, body: out } =
         ai.on_response_body(&mut stream, &body, true, host.ports())
     else {
         panic!("{name}: no answer for a whole body")
     };
+    let out = out.unwrap_or(body);
     let status = edits
         .set
         .iter()

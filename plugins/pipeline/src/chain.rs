@@ -4,7 +4,8 @@ use tollgate_core::{
 use tollgate_ratelimit::RateLimits;
 
 use tollgate_ai::chat::ChatRequest;
-use tollgate_ai::{Ai, AiBody, AiHead, AiResponseHead, AiStream, Usage};
+use tollgate_ai::messages::{self, to_anthropic_reply};
+use tollgate_ai::{Ai, AiBody, AiHead, AiRequest, AiResponseHead, AiStream, Usage};
 use tollgate_auth::Auth;
 use tollgate_prompt::PromptConfig;
 
@@ -87,6 +88,8 @@ pub struct Stream {
     prompt: Option<PromptState>,
     /// The path of a chat request that prompt decorators apply to.
     decorate: Option<String>,
+    /// The request is for one of Anthropic's endpoints: refusals take Anthropic's error shape.
+    anthropic_client: bool,
 }
 
 impl Pipeline {
@@ -98,6 +101,7 @@ impl Pipeline {
     /// The request head arrived. Local replies are decided here, before any body is read.
     pub fn on_request_headers(&self, stream: &mut Stream, head: &RequestHead, ports: Ports<'_>) -> Verdict {
         ports.metrics.increment(REQUESTS_TOTAL, 1);
+        stream.anthropic_client = messages::is_anthropic_path(head.path_only());
         if let Some(reply) = self.head_limits.check(head) {
             return self.reply(stream, "limits", reply, ports);
         }
@@ -226,6 +230,9 @@ impl Pipeline {
         self.note(stream, |_| format!("{step}:{outcome}"));
         if self.trace.enabled && self.trace.trusts(self.consumer(stream)) {
             reply.headers.push((TRACE_HEADER.to_string(), stream.trace.render()));
+        }
+        if stream.anthropic_client {
+            reply = to_anthropic_reply(reply);
         }
         reply
     }
@@ -401,22 +408,22 @@ impl Pipeline {
             }
             _ => ai.on_request_body(&mut stream.ai, body, ports),
         };
-        match translated {
-            Ok((ai_edits, body)) => {
+        let reply = match translated {
+            Ok(AiRequest::Upstream { head: ai_edits, body }) => {
                 self.note(stream, |_| "ai:forward".to_string());
                 let mut head = held;
                 head.extend(ai_edits);
-                BodyVerdict::Continue { head, body: Some(body) }
+                return BodyVerdict::Continue { head, body: Some(body) };
             }
-            Err(error) => {
-                // Refused before going upstream: nothing was used.
-                // Without usage there is nothing to report to the rate limit service either.
-                if let Some(limits) = &self.ratelimit {
-                    limits::release(limits, &mut stream.limits, None, ports);
-                }
-                BodyVerdict::Respond(self.answered(stream, "ai", error.to_reply(), ports))
-            }
+            Ok(AiRequest::Answer(reply)) => reply,
+            Err(error) => error.to_reply(),
+        };
+        // Refused, or answered, before going upstream: nothing was used.
+        // Without usage there is nothing to report to the rate limit service either.
+        if let Some(limits) = &self.ratelimit {
+            limits::release(limits, &mut stream.limits, None, ports);
         }
+        BodyVerdict::Respond(self.answered(stream, "ai", reply, ports))
     }
 
     /// Whether `on_response_headers` reads the head's status and fields: only for a response the AI gateway

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tollgate_core::{CallOutcome, OutboundCall, Ports, RequestHead, ResponseHead};
 
-use super::{request_id, Ai, AiBody, AiResponseHead, AiStream, Endpoint};
+use super::{request_id, Ai, AiBody, AiRequest, AiResponseHead, AiStream, Endpoint};
 use crate::AiError;
 
 /// A provider's answer to a call, translated to OpenAI's shape as a routed response would be.
@@ -35,7 +35,9 @@ impl Ai {
         timeout: Duration,
         ports: Ports<'_>,
     ) -> Result<OutboundCall, AiError> {
-        let (edits, body) = self.on_request_body(stream, body, ports)?;
+        let AiRequest::Upstream { head: edits, body } = self.on_request_body(stream, body, ports)? else {
+            return Err(AiError::invalid("model", "the request was answered without a provider"));
+        };
         let provider = stream.forwarded.as_ref().and_then(|f| self.provider(f.provider));
         let Some((provider, _)) = provider else {
             return Err(AiError::invalid("model", "the request was not routed to a provider"));

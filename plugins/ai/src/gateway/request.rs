@@ -4,19 +4,30 @@
 use std::time::UNIX_EPOCH;
 
 use serde::de::DeserializeOwned;
-use tollgate_core::{HeaderEdits, Ports};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tollgate_core::{HeaderEdits, LocalReply, Ports};
 
 use super::metrics::{Labels, ERRORS, REQUESTS};
-use super::{Ai, AiStream, Endpoint, Forwarded};
+use super::{Ai, AiRequest, AiStream, Endpoint, Format, Forwarded, ESTIMATED_HEADER, PROVIDER_HEADER};
 use crate::adapter::{EmbeddingsRequest, Target, UpstreamRequest};
 use crate::chat::ChatRequest;
 use crate::config::UnsupportedFields;
+use crate::messages::{
+    estimate_input_tokens, to_chat_request, MessagesRequest, COUNT_TOKENS_PATH, MESSAGES_PATH,
+};
+use crate::providers::{AnthropicAdapter, ProviderKind};
 use crate::AiError;
 
 /// What the client's body asked for, whichever endpoint it was.
 enum Parsed {
     Chat(Box<ChatRequest>),
     Embeddings(Box<EmbeddingsRequest>),
+    /// A Messages request (or a count_tokens one): read for conversion, and kept whole for Anthropic.
+    Messages {
+        request: Box<MessagesRequest>,
+        raw: Box<Value>,
+    },
 }
 
 impl Parsed {
@@ -24,6 +35,7 @@ impl Parsed {
         match self {
             Parsed::Chat(req) => &req.model,
             Parsed::Embeddings(req) => &req.model,
+            Parsed::Messages { request, .. } => &request.model,
         }
     }
 }
@@ -40,26 +52,27 @@ impl Ai {
     }
 
     /// The whole request body of an AI route arrived: returns the head edits and the body to send upstream,
-    /// or the error the client gets. Errors are counted here; the caller turns them into replies
-    /// (`AiError::to_reply`).
+    /// the gateway's own answer, or the error the client gets. Errors are counted here; the caller turns
+    /// them into replies (`AiStream::error_reply`).
     pub fn on_request_body(
         &self,
         stream: &mut AiStream,
         body: &[u8],
         ports: Ports<'_>,
-    ) -> Result<(HeaderEdits, Vec<u8>), AiError> {
+    ) -> Result<AiRequest, AiError> {
         self.on_request_body_decorated(stream, body, ports, &|_| {})
     }
 
     /// As `on_request_body`, with `decorate` applied to a chat request before it is translated (prompt
-    /// decorators: messages every request of a route gets, whichever provider serves it).
+    /// decorators: messages every request of a route gets, whichever provider serves it). A Messages request
+    /// converted for a provider other than Anthropic is decorated too; one sent to Anthropic as it is, not.
     pub fn on_request_body_decorated(
         &self,
         stream: &mut AiStream,
         body: &[u8],
         ports: Ports<'_>,
         decorate: &dyn Fn(&mut ChatRequest),
-    ) -> Result<(HeaderEdits, Vec<u8>), AiError> {
+    ) -> Result<AiRequest, AiError> {
         let result = self.translate_request(stream, body, ports, decorate);
         if result.is_err() {
             let labels = stream.forwarded.as_ref().map(|f| f.labels.clone());
@@ -76,7 +89,7 @@ impl Ai {
         body: &[u8],
         ports: Ports<'_>,
         decorate: &dyn Fn(&mut ChatRequest),
-    ) -> Result<(HeaderEdits, Vec<u8>), AiError> {
+    ) -> Result<AiRequest, AiError> {
         let Some(endpoint) = stream.endpoint else {
             return Err(AiError::invalid("model", "not an AI route"));
         };
@@ -88,6 +101,14 @@ impl Ai {
                 Parsed::Chat(Box::new(request))
             }
             Endpoint::Embeddings => Parsed::Embeddings(Box::new(parse(body)?)),
+            Endpoint::Messages | Endpoint::CountTokens => {
+                let raw: Value = parse(body)?;
+                let request = MessagesRequest::deserialize(&raw).map_err(|e| AiError::InvalidRequest {
+                    param: None,
+                    message: format!("not a Messages request: {e}"),
+                })?;
+                Parsed::Messages { request: Box::new(request), raw: Box::new(raw) }
+            }
         };
         let model = parsed.model();
         if model.is_empty() {
@@ -97,13 +118,28 @@ impl Ai {
             self.config.router.route(model).ok_or_else(|| AiError::UnknownModel(model.to_string()))?;
         let (provider, adapter) =
             self.provider(found.route.provider).ok_or_else(|| AiError::UnknownModel(model.to_string()))?;
+        let native = provider.kind == ProviderKind::Anthropic;
+        // Counting tokens is free at Anthropic and estimated here for everyone else; it is not a request
+        // to a model, so it is not counted as one.
+        if let (Endpoint::CountTokens, false, Parsed::Messages { request, .. }) = (endpoint, native, &parsed)
+        {
+            let estimate = estimate_input_tokens(request);
+            let mut reply =
+                LocalReply::json(200, "tollgate_count_tokens_estimate", &json!({ "input_tokens": estimate }));
+            reply.headers.push((PROVIDER_HEADER.into(), provider.settings.name.clone()));
+            reply.headers.push((ESTIMATED_HEADER.into(), "true".into()));
+            return Ok(AiRequest::Answer(reply));
+        }
         let label_model = if found.route.is_wildcard() { found.route.name.as_str() } else { model };
         let now = ports.clock.now();
         let created = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let request_id = stream.request_id.clone().unwrap_or_else(|| self.fresh_request_id(created));
-        let (is_stream, include_usage) = match &parsed {
-            Parsed::Chat(req) => (req.stream, req.wants_stream_usage()),
-            Parsed::Embeddings(_) => (false, false),
+        let (is_stream, include_usage, format) = match &parsed {
+            Parsed::Chat(req) => (req.stream, req.wants_stream_usage(), Format::OpenAi),
+            Parsed::Embeddings(_) => (false, false, Format::OpenAi),
+            Parsed::Messages { request, .. } => {
+                (request.stream, true, if native { Format::AnthropicNative } else { Format::Anthropic })
+            }
         };
         let forwarded = Forwarded {
             provider: found.route.provider,
@@ -113,6 +149,7 @@ impl Ai {
             request_id,
             stream: is_stream,
             include_usage,
+            format,
             dropped: Vec::new(),
             embeddings: None,
             sent_at: now,
@@ -121,9 +158,30 @@ impl Ai {
         // Kept before translating, so a refusal is counted against the provider and model it was meant for.
         let forwarded = stream.forwarded.insert(forwarded);
         let target: Target<'_> = forwarded.target();
-        let upstream = match &parsed {
-            Parsed::Chat(req) => adapter.chat_request(req, &target)?,
-            Parsed::Embeddings(req) => adapter.embeddings_request(req, &target)?,
+        let upstream = match parsed {
+            Parsed::Chat(req) => adapter.chat_request(&req, &target)?,
+            Parsed::Embeddings(req) => {
+                let upstream = adapter.embeddings_request(&req, &target)?;
+                forwarded.embeddings = Some(req);
+                upstream
+            }
+            Parsed::Messages { raw, .. } if native => {
+                let path = if endpoint == Endpoint::CountTokens { COUNT_TOKENS_PATH } else { MESSAGES_PATH };
+                AnthropicAdapter::native_request(
+                    &provider.settings,
+                    *raw,
+                    &target,
+                    path,
+                    stream.anthropic_version,
+                )
+            }
+            Parsed::Messages { request, .. } => {
+                let (mut chat, dropped) = to_chat_request(&request);
+                decorate(&mut chat);
+                let mut upstream = adapter.chat_request(&chat, &target)?;
+                upstream.dropped.splice(0..0, dropped);
+                upstream
+            }
         };
         if !upstream.dropped.is_empty() && self.config.unsupported_fields == UnsupportedFields::Reject {
             return Err(AiError::Unsupported {
@@ -133,9 +191,6 @@ impl Ai {
         }
         let UpstreamRequest { path, headers, body, dropped } = upstream;
         forwarded.dropped = dropped;
-        if let Parsed::Embeddings(req) = parsed {
-            forwarded.embeddings = Some(req);
-        }
         forwarded.labels.count(ports, REQUESTS);
 
         let mut edits = HeaderEdits::default();
@@ -153,7 +208,7 @@ impl Ai {
         for (name, value) in headers {
             edits = edits.set(name, value);
         }
-        Ok((edits, body))
+        Ok(AiRequest::Upstream { head: edits, body })
     }
 }
 

@@ -8,10 +8,11 @@
 use tollgate_core::{HeaderEdits, Ports, ResponseHead, REASON_HEADER};
 
 use super::metrics::{ERRORS, UPSTREAM_LATENCY_MS};
-use super::stream::{LiveStream, ResponseState};
-use super::{Ai, AiStream, Forwarded, DROPPED_HEADER, PROVIDER_HEADER};
+use super::stream::{ClientStream, LiveStream, ResponseState};
+use super::{Ai, AiStream, Endpoint, Format, Forwarded, DROPPED_HEADER, PROVIDER_HEADER};
 use crate::adapter::{json_bytes, ChunkSink, Translated};
 use crate::config::ProviderConfig;
+use crate::messages::{anthropic_error_json, message_from_completion, MessagesEncoder};
 use crate::AiError;
 
 /// What the gateway decided about a response head.
@@ -57,10 +58,19 @@ impl Ai {
             .filter(|decoder| content_type.starts_with(decoder.content_type()));
         if let Some(decoder) = decoder {
             let target = forwarded.target();
+            let sink = ChunkSink::new(&target);
+            let client = match forwarded.format {
+                Format::OpenAi => ClientStream::OpenAi,
+                Format::Anthropic => {
+                    ClientStream::Anthropic(Box::new(MessagesEncoder::new(&sink.id, target.upstream_model)))
+                }
+                Format::AnthropicNative => ClientStream::Native { tail: Vec::new() },
+            };
             stream.response = ResponseState::Streaming(Box::new(LiveStream::new(
                 decoder,
                 adapter.stream_translator(&target),
-                ChunkSink::new(&target),
+                sink,
+                client,
             )));
             let edits = client_edits(forwarded, provider)
                 .remove("content-length")
@@ -99,6 +109,9 @@ impl Ai {
         if !end_of_stream {
             return AiBody::Buffer;
         }
+        if stream.forwarded.as_ref().is_some_and(|f| f.format == Format::AnthropicNative) && !encoded {
+            return self.finish_native(stream, status, buffered, ports);
+        }
         let translated = match (&stream.forwarded, self.provider_of(stream)) {
             (Some(forwarded), Some(adapter)) => {
                 let target = forwarded.target();
@@ -114,6 +127,11 @@ impl Ai {
                     ))
                 } else if let Some(req) = &forwarded.embeddings {
                     adapter.embeddings_response_for(req, buffered, &target)
+                } else if forwarded.format == Format::Anthropic {
+                    adapter.chat_response(buffered, &target).and_then(|completion| {
+                        let message = message_from_completion(&completion.body, &completion.usage)?;
+                        Ok(Translated { body: json_bytes(&message), usage: completion.usage })
+                    })
                 } else {
                     adapter.chat_response(buffered, &target)
                 }
@@ -154,10 +172,37 @@ impl Ai {
                 forwarded.labels.count(ports, ERRORS);
                 // A provider's own error code stays in the body; the header says what kind of failure it was.
                 head = head.set(":status", error.status().to_string()).set(REASON_HEADER, error.reason());
-                json_bytes(&error.to_openai_json())
+                match forwarded.format {
+                    Format::OpenAi => json_bytes(&error.to_openai_json()),
+                    Format::Anthropic | Format::AnthropicNative => {
+                        json_bytes(&anthropic_error_json(error.status(), &error.to_string()))
+                    }
+                }
             }
         };
         AiBody::Continue { head, body: Some(body) }
+    }
+
+    /// Anthropic's answer to an Anthropic client, read whole: passed on as it came (status, body and all),
+    /// its usage read for metrics and budgets.
+    fn finish_native(&self, stream: &mut AiStream, status: u16, body: &[u8], ports: Ports<'_>) -> AiBody {
+        stream.response = ResponseState::Finished;
+        let (Some(forwarded), Some((provider, adapter))) =
+            (&stream.forwarded, stream.forwarded.as_ref().and_then(|f| self.provider(f.provider)))
+        else {
+            return AiBody::Continue { head: HeaderEdits::default(), body: None };
+        };
+        let mut head = client_edits(forwarded, provider);
+        if !(200..300).contains(&status) {
+            forwarded.labels.count(ports, ERRORS);
+            head = head.set(REASON_HEADER, "provider_error");
+        } else if stream.endpoint == Some(Endpoint::Messages) {
+            // An answer that is not a message (whatever Anthropic may add) still reaches the client as is.
+            let usage = adapter.chat_response(body, &forwarded.target()).map(|t| t.usage).unwrap_or_default();
+            forwarded.labels.usage(ports, &usage);
+            stream.usage = Some(usage);
+        }
+        AiBody::Continue { head, body: None }
     }
 }
 

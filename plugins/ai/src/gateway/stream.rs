@@ -7,6 +7,7 @@ use tollgate_core::Ports;
 use super::metrics::{ERRORS, TIME_TO_FIRST_TOKEN_MS};
 use super::{Ai, AiStream};
 use crate::adapter::{ChunkSink, StreamTranslator};
+use crate::messages::MessagesEncoder;
 use crate::sse::EventDecoder;
 use crate::{AiError, Usage};
 
@@ -33,11 +34,24 @@ impl ResponseState {
     }
 }
 
+/// What the client of a stream receives.
+#[derive(Debug)]
+pub(crate) enum ClientStream {
+    /// OpenAI chunks, as the translator writes them, then the usage chunk (when asked for) and `[DONE]`.
+    OpenAi,
+    /// Anthropic's named events, re-encoded from the translator's chunks.
+    Anthropic(Box<MessagesEncoder>),
+    /// Anthropic's own stream, passed on byte for byte (the translator only reads usage from it), and the
+    /// error event that ends it when it failed in a way its bytes do not show.
+    Native { tail: Vec<u8> },
+}
+
 #[derive(Debug)]
 pub(crate) struct LiveStream {
     parser: Box<dyn EventDecoder>,
     translator: Box<dyn StreamTranslator>,
     sink: ChunkSink,
+    client: ClientStream,
     /// Time to first token is recorded once.
     first_token_seen: bool,
 }
@@ -47,12 +61,13 @@ impl LiveStream {
         parser: Box<dyn EventDecoder>,
         translator: Box<dyn StreamTranslator>,
         sink: ChunkSink,
+        client: ClientStream,
     ) -> Self {
-        LiveStream { parser, translator, sink, first_token_seen: false }
+        LiveStream { parser, translator, sink, client, first_token_seen: false }
     }
 
-    /// Translates one chunk into the sink; `Ok(true)` once the stream is complete (`[DONE]` written): at the
-    /// upstream's end of stream, or as soon as the provider's final event is in.
+    /// Translates one chunk into the sink; `Ok(true)` once the stream is complete: at the upstream's end of
+    /// stream, or as soon as the provider's final event is in.
     fn feed(&mut self, chunk: &[u8], end_of_stream: bool, include_usage: bool) -> Result<bool, AiError> {
         let (translator, sink) = (&mut self.translator, &mut self.sink);
         self.parser.push_events(chunk, &mut |event| translator.on_event(event, sink))?;
@@ -62,11 +77,56 @@ impl LiveStream {
         let (translator, sink) = (&mut self.translator, &mut self.sink);
         self.parser.finish_events(&mut |event| translator.on_event(event, sink))?;
         self.translator.finish(&mut self.sink)?;
-        if include_usage {
-            self.sink.usage_chunk(&self.translator.usage());
+        if let ClientStream::OpenAi = self.client {
+            if include_usage {
+                self.sink.usage_chunk(&self.translator.usage());
+            }
+            self.sink.done();
         }
-        self.sink.done();
         Ok(true)
+    }
+
+    /// The stream failed: the client's stream ends with an error, after everything already translated.
+    fn fail(&mut self, error: &AiError) {
+        match &mut self.client {
+            ClientStream::OpenAi => {
+                self.sink.write(&error.to_openai_json());
+                self.sink.done();
+            }
+            ClientStream::Anthropic(encoder) => {
+                encoder.encode(&self.sink.take());
+                encoder.fail(error);
+            }
+            // Anthropic's own error event is already in the bytes passed on; anything else is added.
+            ClientStream::Native { tail } => {
+                if !matches!(error, AiError::Upstream { .. }) {
+                    let mut encoder = MessagesEncoder::new("", "");
+                    encoder.fail(error);
+                    *tail = encoder.take();
+                }
+            }
+        }
+    }
+
+    /// The bytes the client gets for this upstream chunk.
+    fn output(&mut self, chunk: &[u8], finished: bool) -> Vec<u8> {
+        match &mut self.client {
+            ClientStream::OpenAi => self.sink.take(),
+            ClientStream::Anthropic(encoder) => {
+                encoder.encode(&self.sink.take());
+                if finished {
+                    encoder.finish(&self.translator.usage());
+                }
+                encoder.take()
+            }
+            ClientStream::Native { tail } => {
+                // What the translator wrote is OpenAI's shape, for nobody.
+                self.sink.bytes.clear();
+                let mut out = chunk.to_vec();
+                out.append(tail);
+                out
+            }
+        }
     }
 }
 
@@ -92,13 +152,12 @@ impl Ai {
         let finished = match outcome {
             Ok(done) => done,
             Err(error) => {
-                live.sink.write(&error.to_openai_json());
-                live.sink.done();
+                live.fail(&error);
                 forwarded.labels.count(ports, ERRORS);
                 true
             }
         };
-        let out = live.sink.take();
+        let out = live.output(chunk, finished);
         if finished {
             let usage = live.translator.usage();
             forwarded.labels.usage(ports, &usage);

@@ -60,7 +60,11 @@ fn send(ai: &Ai, stream: &mut AiStream, body: Value, host: &MemoryHost) -> Resul
     let head = post(CHAT_PATH);
     assert_eq!(ai.on_request_head(stream, &head, &caller()), AiHead::NeedBody);
     assert!(stream.reads_request_body());
-    let (edits, upstream) = ai.on_request_body(stream, body.to_string().as_bytes(), host.ports())?;
+    let AiRequest::Upstream { head: edits, body: upstream } =
+        ai.on_request_body(stream, body.to_string().as_bytes(), host.ports())?
+    else {
+        panic!("answered without a provider")
+    };
     let mut headers = head.headers.clone();
     for (name, value) in [(":path", head.path.as_str()), (":authority", "gateway.example")] {
         headers.set(name, value);
@@ -103,8 +107,11 @@ fn only_headers_the_client_sent_are_removed() {
     let mut stream = AiStream::default();
     let head = RequestHead::from_pairs([(":method", "POST"), (":path", CHAT_PATH)]);
     assert_eq!(ai.on_request_head(&mut stream, &head, &caller()), AiHead::NeedBody);
-    let (edits, _) =
-        ai.on_request_body(&mut stream, chat("fast").to_string().as_bytes(), host.ports()).unwrap();
+    let Ok(AiRequest::Upstream { head: edits, .. }) =
+        ai.on_request_body(&mut stream, chat("fast").to_string().as_bytes(), host.ports())
+    else {
+        panic!("not forwarded")
+    };
     assert!(edits.remove.is_empty(), "{:?}", edits.remove);
     let other = RequestHead::from_pairs([(":method", "GET"), (":path", "/healthz")]);
     assert_eq!(

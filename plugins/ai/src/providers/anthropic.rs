@@ -43,6 +43,37 @@ impl AnthropicAdapter {
     pub fn new(settings: ProviderSettings) -> Self {
         AnthropicAdapter { settings }
     }
+
+    /// A Messages API request from an Anthropic-speaking client, sent to Anthropic as it is: only the model
+    /// becomes the upstream's name and the credential the provider's. The client's `anthropic-version`
+    /// (and `anthropic-beta`) headers go along untouched; without one, the configured or default version
+    /// is sent. `endpoint` is `/v1/messages` or `/v1/messages/count_tokens`.
+    pub fn native_request(
+        settings: &ProviderSettings,
+        mut body: Value,
+        target: &Target<'_>,
+        endpoint: &str,
+        client_sent_version: bool,
+    ) -> UpstreamRequest {
+        if let Some(object) = body.as_object_mut() {
+            object.insert("model".into(), Value::String(target.upstream_model.to_string()));
+        }
+        let mut headers = Vec::with_capacity(3);
+        if let Some(key) = &settings.api_key {
+            headers.push(("x-api-key".to_string(), key.clone()));
+        }
+        if !client_sent_version {
+            let version = settings.api_version.as_deref().unwrap_or(DEFAULT_API_VERSION);
+            headers.push(("anthropic-version".to_string(), version.to_string()));
+        }
+        headers.push(("content-type".to_string(), "application/json".to_string()));
+        UpstreamRequest {
+            path: format!("{}{endpoint}", settings.base_path),
+            headers,
+            body: json_bytes(&body),
+            dropped: Vec::new(),
+        }
+    }
 }
 
 impl Adapter for AnthropicAdapter {

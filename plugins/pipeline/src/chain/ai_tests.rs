@@ -230,3 +230,98 @@ fn ai_config_errors_name_their_path() {
     let err = Pipeline::from_json(br#"{"ai":{"providers":[],"models":[],"limit":{}}}"#).unwrap_err();
     assert!(err.to_string().starts_with("ai.limit: unknown field"), "{err}");
 }
+
+fn messages(model: &str) -> Vec<u8> {
+    json!({"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": "Hello!"}]})
+        .to_string()
+        .into_bytes()
+}
+
+/// An Anthropic client (`/v1/messages`) is refused in Anthropic's error shape by every step: auth (no key,
+/// a key scoped to other models), the gateway (an unknown model), and keeps the reason header.
+#[test]
+fn anthropic_clients_are_refused_in_anthropics_shape_at_every_step() {
+    let (pipeline, host) = (pipeline(), MemoryHost::default());
+    let head = RequestHead::from_pairs([(":method", "POST"), (":path", "/v1/messages")]);
+    let Verdict::Respond(refusal) = pipeline.on_request_headers(&mut pipeline.stream(), &head, host.ports())
+    else {
+        panic!("a request without a key went on")
+    };
+    assert_eq!(refusal.status, 401);
+    assert_eq!(refusal.reason(), Some("missing_credentials"));
+    let body: Value = serde_json::from_slice(&refusal.body).unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "authentication_error");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+
+    for (key, model, status, kind) in
+        [(BOB_KEY, "claude-sonnet", 403, "permission_error"), (ALICE_KEY, "claude-9", 404, "not_found_error")]
+    {
+        let mut stream = pipeline.stream();
+        let head = request("POST", "/v1/messages", key);
+        assert_eq!(pipeline.on_request_headers(&mut stream, &head, host.ports()), Verdict::AwaitBody);
+        let (got, body) = reply(pipeline.on_request_body(&mut stream, &messages(model), true, host.ports()));
+        assert_eq!(
+            (got, body["type"].as_str(), body["error"]["type"].as_str()),
+            (status, Some("error"), Some(kind))
+        );
+    }
+    // The OpenAI route keeps OpenAI's shape.
+    let mut stream = pipeline.stream();
+    let head = request("POST", "/v1/chat/completions", ALICE_KEY);
+    assert_eq!(pipeline.on_request_headers(&mut stream, &head, host.ports()), Verdict::AwaitBody);
+    let (_, body) =
+        reply(pipeline.on_request_body(&mut stream, &chat("claude-9", false), true, host.ports()));
+    assert_eq!(body["error"]["code"], "model_not_found");
+}
+
+/// A Messages request to an OpenAI model goes as a chat completion with the provider's key, and its answer
+/// comes back as a Messages answer; count_tokens for it is answered by the gateway.
+#[test]
+fn an_anthropic_client_reaches_an_openai_model_and_counts_tokens_locally() {
+    let (pipeline, host) = (pipeline(), MemoryHost::default());
+    let mut stream = pipeline.stream();
+    let head = request("POST", "/v1/messages", ALICE_KEY);
+    assert_eq!(pipeline.on_request_headers(&mut stream, &head, host.ports()), Verdict::AwaitBody);
+    let BodyVerdict::Continue { head: edits, body: Some(upstream) } =
+        pipeline.on_request_body(&mut stream, &messages("gpt-4o"), true, host.ports())
+    else {
+        panic!("expected the request to go upstream")
+    };
+    let mut headers = head.headers.clone();
+    edits.apply_to(&mut headers);
+    assert_eq!(headers.get(":path"), Some("/v1/chat/completions"));
+    assert_eq!(headers.get("authorization"), Some("Bearer sk-oai-secret"));
+    let upstream: Value = serde_json::from_slice(&upstream).unwrap();
+    assert_eq!(upstream["messages"], json!([{"role": "user", "content": "Hello!"}]));
+    assert_eq!(upstream["max_tokens"], 64);
+
+    let head = ResponseHead::from_pairs([(":status", "200"), ("content-type", "application/json")]);
+    assert_eq!(pipeline.on_response_headers(&mut stream, &head, host.ports()), Verdict::AwaitBody);
+    let answer = json!({"id": "chatcmpl-9", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi!"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}});
+    let BodyVerdict::Continue { body: Some(out), .. } =
+        pipeline.on_response_body(&mut stream, answer.to_string().as_bytes(), true, host.ports())
+    else {
+        panic!("expected the translated answer")
+    };
+    let out: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(out["type"], "message");
+    assert_eq!(out["content"], json!([{"type": "text", "text": "Hi!"}]));
+    assert_eq!(out["usage"], json!({"input_tokens": 5, "output_tokens": 2}));
+
+    let mut stream = pipeline.stream();
+    let head = request("POST", "/v1/messages/count_tokens", ALICE_KEY);
+    assert_eq!(pipeline.on_request_headers(&mut stream, &head, host.ports()), Verdict::AwaitBody);
+    let count = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "12345678"}]});
+    let BodyVerdict::Respond(answer) =
+        pipeline.on_request_body(&mut stream, count.to_string().as_bytes(), true, host.ports())
+    else {
+        panic!("count_tokens went upstream")
+    };
+    assert_eq!(answer.status, 200);
+    assert_eq!(serde_json::from_slice::<Value>(&answer.body).unwrap(), json!({"input_tokens": 2}));
+    assert!(answer.headers.contains(&("x-tollgate-estimated".to_string(), "true".to_string())));
+    assert_eq!(answer.reason(), None, "an answer, not a refusal");
+}

@@ -21,11 +21,20 @@ pub struct EventStreamDecoder {
     /// The length of the frame in progress once its prelude is in (0 before).
     frame_len: usize,
     event: SseEvent,
+    /// ConverseStream's last event (`metadata`) was handed on: whatever follows is ignored, as it would be
+    /// had the body ended there.
+    done: bool,
 }
 
 impl EventStreamDecoder {
     pub fn new(max_event_bytes: usize) -> Self {
-        EventStreamDecoder { max_event_bytes, held: Vec::new(), frame_len: 0, event: SseEvent::default() }
+        EventStreamDecoder {
+            max_event_bytes,
+            held: Vec::new(),
+            frame_len: 0,
+            event: SseEvent::default(),
+            done: false,
+        }
     }
 
     /// Reads the prelude held in `held`: the frame's length, checked against its CRC and the bound.
@@ -58,6 +67,7 @@ impl EventStreamDecoder {
         let frame = std::mem::take(&mut self.held);
         self.frame_len = 0;
         let result = self.decode(&frame).and_then(|()| each(&self.event));
+        self.done = result.is_ok() && self.event.event.as_deref() == Some("metadata");
         // The buffer keeps its capacity for the next frame.
         self.held = frame;
         self.held.clear();
@@ -107,7 +117,7 @@ impl EventDecoder for EventStreamDecoder {
         mut bytes: &[u8],
         each: &mut dyn FnMut(&SseEvent) -> Result<(), AiError>,
     ) -> Result<(), AiError> {
-        while !bytes.is_empty() {
+        while !bytes.is_empty() && !self.done {
             let wanted = if self.frame_len == 0 { PRELUDE } else { self.frame_len };
             let take = wanted.saturating_sub(self.held.len()).min(bytes.len());
             let (piece, rest) = bytes.split_at(take);

@@ -169,3 +169,12 @@ fn exception_frames_carry_the_provider_error() {
         (502, Some("internal_failure"), "oops".into())
     );
 }
+
+/// `metadata` is ConverseStream's last event: bytes after it in the same chunk are ignored, as they would
+/// be had the gateway ended the stream at the chunk boundary before them.
+#[test]
+fn nothing_after_the_metadata_event_is_decoded() {
+    let mut stream = event("metadata", r#"{"usage":{}}"#);
+    stream.extend_from_slice(b"\x00\x00\x00\x10garbage, not a frame");
+    assert_eq!(decode(1 << 20, &[&stream]), (vec![named("metadata", r#"{"usage":{}}"#)], None));
+}

@@ -2,7 +2,10 @@
 
     python anthropic_client.py BASE_URL COMMAND MODEL TEXT [--tools]
 
-Commands: create | stream. An API error prints {"error": {"class", "status", "body"}} (and exits 0).
+Commands: create | stream | conversation | count. `conversation` streams a tool-using exchange: the first
+turn offers the weather tool; when the model calls it, the call and a tool result go back in a second streamed
+turn, whose answer ends it. `count` asks count_tokens. An API error prints {"error": {"class", "status",
+"body"}} (and exits 0).
 """
 
 import json
@@ -44,13 +47,43 @@ def stream(client, model, text, tools):
     return {"message": final.model_dump(), "texts": texts, "event_types": event_types, "tool_json": tool_inputs}
 
 
+def conversation(client, model, text, tools):
+    messages = [{"role": "user", "content": text}]
+    turns = []
+    for _ in range(2):
+        args = dict(params(model, text, True), messages=messages)
+        with client.messages.stream(**args) as events:
+            event_types = [event.type for event in events]
+            final = events.get_final_message()
+        turns.append({"message": final.model_dump(), "event_types": event_types})
+        calls = [block for block in final.content if block.type == "tool_use"]
+        if not calls:
+            break
+        messages = messages + [
+            {"role": "assistant", "content": [block.model_dump(exclude_none=True) for block in final.content]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": call.id, "content": "sunny and 21 degrees"} for call in calls
+            ]},
+        ]
+    return {"turns": turns}
+
+
+def count(client, model, text, tools):
+    extra = {"tools": [WEATHER_TOOL]} if tools else {}
+    counted = client.messages.count_tokens(
+        model=model, system="You are terse.", messages=[{"role": "user", "content": text}], **extra
+    )
+    return {"input_tokens": counted.input_tokens}
+
+
 def main():
     base_url, command, model, text, *flags = sys.argv[1:]
     client = anthropic.Anthropic(
         base_url=base_url, api_key=os.environ.get("ANTHROPIC_TEST_KEY", "test-provider-key"), max_retries=0, timeout=30
     )
     try:
-        result = {"create": create, "stream": stream}[command](client, model, text, "--tools" in flags)
+        commands = {"create": create, "stream": stream, "conversation": conversation, "count": count}
+        result = commands[command](client, model, text, "--tools" in flags)
     except anthropic.APIStatusError as error:
         result = {"error": {"class": type(error).__name__, "status": error.status_code, "body": error.body}}
     print(json.dumps(result))

@@ -312,7 +312,7 @@ cmd_fuzz() {
       after=$(find "$seeds" -type f | wc -l)
       echo "  merged $((after - before)) new inputs into fuzz/corpus/$target" >&2
     fi
-    rows+=("$(printf '%-10s %12s runs  corpus %-14s %s' "$target" "${runs:-?}" "${corpus:-?}" \
+    rows+=("$(printf '%-14s %12s runs  corpus %-14s %s' "$target" "${runs:-?}" "${corpus:-?}" \
       "$([[ $rc -eq 0 ]] && echo 'no crash' || echo "CRASH: ${crash:-exit $rc}")")")
     echo "  ${rows[-1]}" >&2
   done

@@ -13,11 +13,12 @@ import os
 import random
 import re
 import struct
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "fuzz", "corpus")
-# fuzz_targets/translate.rs: the provider is the first byte % 6, in this order.
-PROVIDERS = ["openai", "azure", "anthropic", "gemini", "mistral", "openai_compatible"]
+# fuzz_targets/translate.rs: the provider is the first byte % 7, in this order.
+PROVIDERS = ["openai", "azure", "anthropic", "gemini", "mistral", "openai_compatible", "bedrock"]
 STATUSES = [200, 400, 401, 403, 404, 413, 422, 429, 500, 503, 529, 0, 99, 600]
 # fuzz_targets/jwt.rs: its HS256 secret and ES256 private scalar.
 HS_SECRET = b"tollgate-fuzz-hs256-secret-0123456789abcdef"
@@ -139,7 +140,10 @@ def config_seeds():
         if block.lstrip().startswith("{"):
             write("config", f"readme-{i}.json", block)
     for provider in PROVIDERS:
-        ai = json.load(open(os.path.join(ROOT, "plugins/ai/tests/fixtures", provider, "provider.json")))
+        folder = os.path.join(ROOT, "plugins/ai/tests/fixtures", provider)
+        # Bedrock's cases name their config config.json (their streams are binary; see its conformance.rs).
+        config = next(p for p in (os.path.join(folder, n) for n in ("provider.json", "config.json")) if os.path.exists(p))
+        ai = json.load(open(config))
         write("config", f"ai-{provider}.json", compact({"ai": ai}))
     write("config", "empty.json", b"")
     write("config", "broken-utf8.json", b'{"upstream_headers":{"set":{"x-a":"\xff"}}}')
@@ -218,7 +222,7 @@ def fixtures():
     for provider in PROVIDERS:
         for path in sorted(glob.glob(os.path.join(ROOT, "plugins/ai/tests/fixtures", provider, "*.json"))):
             name = os.path.basename(path)[:-5]
-            if name != "provider":
+            if name not in ("provider", "config"):
                 yield provider, name, json.load(open(path))
 
 
@@ -234,14 +238,68 @@ def sse_seeds():
     write("sse", "small-bound", b"\x02\x00event: message\ndata: 0123456789abcdef\n\ndata: end")
 
 
+def event_frame(headers, payload):
+    """One AWS event-stream frame with string headers (fuzz_targets/bedrock_stream.rs)."""
+    head = b""
+    for name, value in headers:
+        head += bytes([len(name)]) + name.encode() + b"\x07" + struct.pack(">H", len(value)) + value.encode()
+    prelude = struct.pack(">II", 12 + len(head) + len(payload) + 4, len(head))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + head + payload
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def event_stream(frames):
+    """A fixture's `event_stream` frames encoded as Bedrock sends them (see bedrock/conformance.rs)."""
+    out = b""
+    for frame in frames:
+        payload = compact(frame["data"])
+        if "event" in frame:
+            out += event_frame([(":event-type", frame["event"]), (":content-type", "application/json"),
+                                (":message-type", "event")], payload)
+        else:
+            out += event_frame([(":exception-type", frame["exception"]), (":content-type", "application/json"),
+                                (":message-type", "exception")], payload)
+        if frame.get("truncate"):
+            out = out[:-frame["truncate"]]
+    return out
+
+
+def bedrock_stream_seeds():
+    for provider, name, fixture in fixtures():
+        frames = fixture.get("upstream_response", {}).get("event_stream")
+        if frames:
+            # The default bound, then piece lengths 7, 1, 30.
+            write("bedrock_stream", f"{name}", b"\x00\x03\x07\x01\x1e" + event_stream(frames))
+    start = event_frame([(":event-type", "messageStart"), (":message-type", "event")], b'{"role":"assistant"}')
+    delta = event_frame([(":event-type", "contentBlockDelta"), (":message-type", "event")],
+                        b'{"contentBlockIndex":0,"delta":{"text":"Hi"}}')
+    stop = event_frame([(":event-type", "messageStop"), (":message-type", "event")], b'{"stopReason":"end_turn"}')
+    meta = event_frame([(":event-type", "metadata"), (":message-type", "event")], b'{"usage":{"inputTokens":1}}')
+    # One byte at a time; a small bound (16 * 4 bytes) that the delta frame exceeds; bytes after metadata.
+    write("bedrock_stream", "one-byte-pieces", b"\x00\x00" + start + delta + stop + meta)
+    write("bedrock_stream", "small-bound", b"\x04\x01\x05" + start + delta + stop + meta)
+    write("bedrock_stream", "after-metadata", b"\x00\x02\x03\x40" + start + stop + meta + b"\x00\x00\x00\x20junk")
+    # Every header type the format has (they are skipped), and an error-type frame.
+    typed = (b"\x01a\x00" + b"\x01b\x01" + b"\x01c\x02\x07" + b"\x01d\x03\x00\x07" + b"\x01e\x04" + b"\x00" * 4
+             + b"\x01f\x05" + b"\x00" * 8 + b"\x01g\x06\x00\x02ab" + b"\x01h\x08" + b"\x00" * 8 + b"\x01i\x09" + b"\x11" * 16
+             + b"\x0b:event-type\x07\x00\x0cmessageStart" + b"\x0d:message-type\x07\x00\x05event")
+    payload = b'{"role":"assistant"}'
+    prelude = struct.pack(">II", 12 + len(typed) + len(payload) + 4, len(typed))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + typed + payload
+    write("bedrock_stream", "header-types", b"\x00\x01\x09" + message + struct.pack(">I", zlib.crc32(message)))
+    error = event_frame([(":message-type", "error"), (":error-code", "InternalFailure"), (":error-message", "oops")], b"")
+    write("bedrock_stream", "error-frame", b"\x00\x01\x11" + start + error)
+
+
 def translate_seeds():
     for provider, name, fixture in fixtures():
         kind = PROVIDERS.index(provider)
+        providers = len(PROVIDERS)
         embeddings = fixture.get("path") == "/v1/embeddings"
         request = fixture.get("request")
         if request is not None:
             direction = 4 if embeddings else 0
-            write("translate", f"{provider}-{name}-request", bytes([kind + 6 * direction]) + compact(request))
+            write("translate", f"{provider}-{name}-request", bytes([kind + providers * direction]) + compact(request))
         response = fixture.get("upstream_response", {})
         status = response.get("status", 200)
         body = response.get("body")
@@ -250,15 +308,18 @@ def translate_seeds():
         elif isinstance(body, str):
             body = body.encode()
         if response.get("sse"):
-            write("translate", f"{provider}-{name}-stream", bytes([kind + 6 * 2, 42]) + response["sse"].encode())
+            write("translate", f"{provider}-{name}-stream", bytes([kind + providers * 2, 42]) + response["sse"].encode())
+        elif response.get("event_stream"):
+            write("translate", f"{provider}-{name}-stream",
+                  bytes([kind + providers * 2, 42]) + event_stream(response["event_stream"]))
         elif body is not None and status >= 300:
             code = STATUSES.index(status) if status in STATUSES else 0
-            write("translate", f"{provider}-{name}-error", bytes([kind + 6 * 3, code]) + body)
+            write("translate", f"{provider}-{name}-error", bytes([kind + providers * 3, code]) + body)
         elif body is not None and embeddings:
             base64_wanted = (request or {}).get("encoding_format") == "base64"
-            write("translate", f"{provider}-{name}-response", bytes([kind + 6 * 5, 2 if base64_wanted else 0]) + body)
+            write("translate", f"{provider}-{name}-response", bytes([kind + providers * 5, 2 if base64_wanted else 0]) + body)
         elif body is not None:
-            write("translate", f"{provider}-{name}-response", bytes([kind + 6 * 1]) + body)
+            write("translate", f"{provider}-{name}-response", bytes([kind + providers * 1]) + body)
 
 
 def prompt_seeds():
@@ -325,5 +386,6 @@ if __name__ == "__main__":
     api_key_seeds()
     jwt_seeds()
     sse_seeds()
+    bedrock_stream_seeds()
     translate_seeds()
     prompt_seeds()

@@ -8,6 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tollgate_ai::{SseEvent, SseParser};
+use tollgate_fuzz::pieces_of;
 
 /// Everything the parser hands out for these pushes, and whether it stopped with an error. After an error
 /// the gateway ends the stream, so nothing more is fed.
@@ -36,23 +37,7 @@ fuzz_target!(|data: &[u8]| {
         b => 8 * usize::from(*b),
     };
 
-    let mut pieces = Vec::new();
-    let mut tail = stream;
-    for length in lengths.iter().cycle() {
-        if tail.is_empty() {
-            break;
-        }
-        if *length == 0 {
-            pieces.push(&[][..]);
-        }
-        let (piece, after) = tail.split_at(usize::from(*length).clamp(1, tail.len()));
-        pieces.push(piece);
-        tail = after;
-    }
-    if lengths.is_empty() {
-        // No lengths given: one byte at a time, the hardest split there is.
-        pieces = stream.chunks(1).collect();
-    }
+    let pieces = pieces_of(lengths, stream);
 
     let whole = frame(max, [stream]);
     let split = frame(max, pieces);

@@ -1,14 +1,15 @@
-//! Every provider adapter the AI gateway has (openai, azure, anthropic, gemini, mistral, openai_compatible),
+//! Every provider adapter the AI gateway has (openai, azure, anthropic, gemini, mistral, openai_compatible,
+//! bedrock),
 //! in every direction it translates:
 //!
 //! * 0: an OpenAI chat request (JSON, parsed as the gateway parses it) → the provider's request;
 //! * 1: the provider's chat response (JSON) → an OpenAI `chat.completion`;
-//! * 2: the provider's SSE stream → OpenAI chunks, the bytes arriving in pieces whose sizes follow from the
-//!   second byte, then the usage chunk and `[DONE]` as the gateway writes them;
+//! * 2: the provider's stream (SSE, or Bedrock's binary event stream) → OpenAI chunks, the bytes arriving in
+//!   pieces whose sizes follow from the second byte, then the usage chunk and `[DONE]` as the gateway writes them;
 //! * 3: a provider error answer (status from the second byte, any body) → the client's error;
 //! * 4: an OpenAI embeddings request → the provider's; 5: the provider's embeddings answer → OpenAI's.
 //!
-//! The first byte picks the provider (`% 6`) and the direction (`/ 6 % 6`); the rest is the payload (after
+//! The first byte picks the provider (`% 7`) and the direction (`/ 7 % 6`); the rest is the payload (after
 //! the second byte for 2, 3 and 5).
 #![no_main]
 
@@ -16,17 +17,18 @@ use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
 use tollgate_ai::chat::ChatRequest;
-use tollgate_ai::providers::ProviderKind;
-use tollgate_ai::{Adapter, ChunkSink, EmbeddingsRequest, ProviderSettings, SseParser, Target};
+use tollgate_ai::providers::{AwsCredentials, ProviderKind};
+use tollgate_ai::{Adapter, ChunkSink, EmbeddingsRequest, ProviderSettings, Target};
 use tollgate_fuzz::pieces;
 
-const KINDS: [ProviderKind; 6] = [
+const KINDS: [ProviderKind; 7] = [
     ProviderKind::Openai,
     ProviderKind::Azure,
     ProviderKind::Anthropic,
     ProviderKind::Gemini,
     ProviderKind::Mistral,
     ProviderKind::OpenaiCompatible,
+    ProviderKind::Bedrock,
 ];
 
 fn adapter(kind: ProviderKind) -> Box<dyn Adapter> {
@@ -39,6 +41,13 @@ fn adapter(kind: ProviderKind) -> Box<dyn Adapter> {
         api_version: None,
         deployments,
         default_max_tokens: 1024,
+        authority: "upstream.example".into(),
+        aws: Some(AwsCredentials {
+            region: "us-east-1".into(),
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "fuzz-secret".into(),
+            session_token: None,
+        }),
     })
 }
 
@@ -51,14 +60,14 @@ fn stream(adapter: &dyn Adapter, body: &[u8], seed: u8) {
     let target = target("gpt-4o");
     let mut translator = adapter.stream_translator(&target);
     let mut sink = ChunkSink::new(&target);
-    let mut parser = SseParser::new(1 << 20);
+    let mut parser = adapter.stream_decoder(1 << 20);
     for piece in pieces(body, seed) {
-        if parser.push_each(piece, |event| translator.on_event(event, &mut sink)).is_err() {
+        if parser.push_events(piece, &mut |event| translator.on_event(event, &mut sink)).is_err() {
             return;
         }
         let _ = sink.take();
     }
-    if parser.finish_each(|event| translator.on_event(event, &mut sink)).is_err() {
+    if parser.finish_events(&mut |event| translator.on_event(event, &mut sink)).is_err() {
         return;
     }
     if translator.finish(&mut sink).is_ok() {
@@ -69,8 +78,8 @@ fn stream(adapter: &dyn Adapter, body: &[u8], seed: u8) {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, payload)) = data.split_first() else { return };
-    let adapter = adapter(KINDS[usize::from(selector % 6)]);
-    let direction = selector / 6 % 6;
+    let adapter = adapter(KINDS[usize::from(selector % 7)]);
+    let direction = selector / 7 % 6;
     let (second, rest) = payload.split_first().map_or((0, &[][..]), |(b, rest)| (*b, rest));
     let outcome = match direction {
         0 => match serde_json::from_slice::<ChatRequest>(payload) {

@@ -28,3 +28,25 @@ pub fn pieces(data: &[u8], seed: u8) -> Vec<&[u8]> {
 pub fn text(data: &[u8]) -> Option<&str> {
     std::str::from_utf8(data).ok()
 }
+
+/// Cuts `stream` into pieces of the input's own `lengths`, in turn (a length of 0 is an empty push, then one
+/// byte); without lengths, one byte at a time, the hardest split there is.
+pub fn pieces_of<'a>(lengths: &[u8], stream: &'a [u8]) -> Vec<&'a [u8]> {
+    if lengths.is_empty() {
+        return stream.chunks(1).collect();
+    }
+    let mut pieces = Vec::new();
+    let mut tail = stream;
+    for length in lengths.iter().cycle() {
+        if tail.is_empty() {
+            break;
+        }
+        if *length == 0 {
+            pieces.push(&[][..]);
+        }
+        let (piece, after) = tail.split_at(usize::from(*length).clamp(1, tail.len()));
+        pieces.push(piece);
+        tail = after;
+    }
+    pieces
+}

@@ -23,8 +23,8 @@ pub(crate) fn usage_json(usage: &Usage) -> Value {
         "input_tokens": usage.input_tokens.saturating_sub(usage.cached_input_tokens),
         "output_tokens": usage.output_tokens,
     });
-    if usage.cached_input_tokens > 0 {
-        out["cache_read_input_tokens"] = json!(usage.cached_input_tokens);
+    if let (true, Some(fields)) = (usage.cached_input_tokens > 0, out.as_object_mut()) {
+        fields.insert("cache_read_input_tokens".into(), json!(usage.cached_input_tokens));
     }
     out
 }

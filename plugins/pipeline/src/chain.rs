@@ -470,12 +470,20 @@ impl Pipeline {
         match ai.on_response_body(&mut stream.ai, buffered, end_of_stream, ports) {
             AiBody::Buffer => BodyVerdict::Buffer,
             AiBody::Continue { head: ai_edits, body } => {
+                let mut cost = None;
                 if let (true, Some(limits)) = (end_of_stream, &self.ratelimit) {
                     let usage = stream.ai.usage();
-                    limits::settle(limits, &mut stream.limits, usage.as_ref(), ports);
+                    let micros = limits::settle(limits, &mut stream.limits, usage.as_ref(), ports);
+                    cost = limits.cost_header(micros);
                 }
-                let mut head = stream.held_response.take().unwrap_or_default();
+                // The cost is known before the head goes out only for an answer read whole (a held head).
+                let held = stream.held_response.take();
+                let cost = cost.filter(|_| held.is_some());
+                let mut head = held.unwrap_or_default();
                 head.extend(ai_edits);
+                if let Some((name, value)) = cost {
+                    head = head.set(name, value);
+                }
                 BodyVerdict::Continue { head, body }
             }
         }

@@ -254,11 +254,20 @@ fn merge_fields(mut edits: HeaderEdits, global: Vec<(String, String)>) -> Header
 }
 
 /// Charges the usage of a completed response; without usage (a provider error) everything is refunded.
-pub fn settle(limits: &RateLimits, state: &mut LimitState, usage: Option<&Usage>, ports: Ports<'_>) {
-    let Some(reservation) = state.reservation.take() else { return };
+/// Returns what the response cost (micro-units) when its model is priced.
+pub fn settle(
+    limits: &RateLimits,
+    state: &mut LimitState,
+    usage: Option<&Usage>,
+    ports: Ports<'_>,
+) -> Option<u64> {
+    let reservation = state.reservation.take()?;
     match usage {
         Some(usage) => limits.settle(reservation, usage, ports),
-        None => limits.release(reservation, None, ports),
+        None => {
+            limits.release(reservation, None, ports);
+            None
+        }
     }
 }
 

@@ -35,6 +35,9 @@ pub struct RawRateLimitConfig {
     /// Send `RateLimit-Policy` / `RateLimit` on admitted requests too (429s always carry them).
     #[serde(default)]
     pub headers: bool,
+    /// Send `x-tollgate-cost` (what the answer cost, from `prices`) on answers read whole.
+    #[serde(default)]
+    pub cost_header: bool,
     /// The rate limit service that `mode: global` rules ask.
     #[serde(default)]
     pub service: Option<RawService>,
@@ -117,7 +120,8 @@ impl RateLimits {
         if currency.len() > 16 || !currency.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(path.field("currency").error("must be up to 16 letters or digits, e.g. USD"));
         }
-        Ok(RateLimits::new(rules, prices, currency, default_max_tokens, raw.headers, service))
+        let limits = RateLimits::new(rules, prices, currency, default_max_tokens, raw.headers, service);
+        Ok(limits.with_cost_header(raw.cost_header))
     }
 }
 

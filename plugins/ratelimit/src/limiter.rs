@@ -25,7 +25,11 @@ pub struct RateLimits {
     pub(crate) headers: bool,
     /// The rate limit service global rules ask; present whenever a rule is global.
     pub(crate) service: Option<Service>,
+    cost_header: bool,
 }
+
+/// Response header with what an answer cost, e.g. `0.000450 USD` (`ratelimit.cost_header`).
+pub const COST_HEADER: &str = "x-tollgate-cost";
 
 /// One rule's verdict on a request.
 enum RuleOutcome {
@@ -52,7 +56,20 @@ impl RateLimits {
         headers: bool,
         service: Option<Service>,
     ) -> RateLimits {
-        RateLimits { rules, prices, currency, default_max_tokens, headers, service }
+        RateLimits { rules, prices, currency, default_max_tokens, headers, service, cost_header: false }
+    }
+
+    pub(crate) fn with_cost_header(mut self, on: bool) -> RateLimits {
+        self.cost_header = on;
+        self
+    }
+
+    /// The `x-tollgate-cost` header for a settled cost, when `cost_header` is on: the amount in the
+    /// currency's units with six decimals, then the currency (`0.000450 USD`).
+    pub fn cost_header(&self, cost_micros: Option<u64>) -> Option<(String, String)> {
+        let micros = cost_micros.filter(|_| self.cost_header)?;
+        let value = format!("{} {}", format_micros(micros), self.currency);
+        Some((COST_HEADER.to_string(), value.trim_end().to_string()))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -65,10 +65,11 @@ pub(crate) fn window_id(period: Period, now_ns: u64) -> u64 {
 
 impl RateLimits {
     /// Charges the real usage of a request that completed, refunding (or topping up) each estimate.
-    pub fn settle(&self, reservation: Reservation, usage: &Usage, ports: Ports<'_>) {
+    /// Returns what the usage cost, in micro-units, when the model is priced.
+    pub fn settle(&self, reservation: Reservation, usage: &Usage, ports: Ports<'_>) -> Option<u64> {
         // Nothing held and no model to price (a request limit only): nothing to do, not even a clock read.
         if reservation.holds.is_empty() && reservation.model.is_none() {
-            return;
+            return None;
         }
         let now = nanos_since_epoch(ports.clock.now());
         let price =
@@ -83,19 +84,19 @@ impl RateLimits {
             };
             self.swap_hold(rule, hold, actual, now, ports);
         }
-        if let Some(p) = price {
-            let cost = p.price.cost(usage);
-            ports.metrics.increment(
-                &metrics::cost_metric(reservation.consumer.as_deref(), p.model_label),
-                i64::try_from(cost).unwrap_or(i64::MAX),
-            );
-        }
+        let p = price?;
+        let cost = p.price.cost(usage);
+        ports.metrics.increment(
+            &metrics::cost_metric(reservation.consumer.as_deref(), p.model_label),
+            i64::try_from(cost).unwrap_or(i64::MAX),
+        );
+        Some(cost)
     }
 
     /// Ends a request that died before completing: charges `used` if the provider reported usage before the
     /// failure, otherwise nothing (the whole estimate is refunded).
     pub fn release(&self, reservation: Reservation, used: Option<&Usage>, ports: Ports<'_>) {
-        self.settle(reservation, used.unwrap_or(&Usage::default()), ports);
+        let _cost = self.settle(reservation, used.unwrap_or(&Usage::default()), ports);
     }
 
     /// Replaces the held estimate with `actual` in the hold's counter.

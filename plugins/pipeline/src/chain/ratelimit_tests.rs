@@ -174,3 +174,65 @@ fn a_bad_ratelimit_section_names_its_path() {
     let err = Pipeline::from_json(config.to_string().as_bytes()).unwrap_err().to_string();
     assert!(err.starts_with("ratelimit.rules[0]"), "{err}");
 }
+
+/// With `cost_header`, an answer read whole carries what it cost from the price table; a streamed answer,
+/// whose head left before its usage was known, does not (the cost metric counts both).
+#[test]
+fn the_cost_header_prices_an_answer_read_whole() {
+    use sha2::{Digest, Sha256};
+    let host = MemoryHost::default();
+    let config = json!({
+        "auth": {"consumers": [{"name": "alice", "api_keys": [{"id": "k1", "sha256": hex::encode(Sha256::digest(KEY))}]}]},
+        "ratelimit": {"cost_header": true, "currency": "USD",
+                      "prices": {"models": {"claude-sonnet": {"input": 3.0, "output": 15.0}}}},
+        "ai": {
+            "providers": [{"name": "claude", "kind": "anthropic", "cluster": "anthropic_cluster",
+                           "api_key": "sk-ant-secret", "api_version": "2023-06-01"}],
+            "models": [{"name": "claude-sonnet", "provider": "claude", "model": "claude-sonnet-4-5"}]
+        }
+    });
+    let pipeline = Pipeline::from_json(config.to_string().as_bytes()).unwrap();
+    pipeline.prepare(host.ports()).unwrap();
+
+    let mut stream = send_chat(&pipeline, &host).unwrap();
+    let json_head = ResponseHead::from_pairs([(":status", "200"), ("content-type", "application/json")]);
+    assert_eq!(pipeline.on_response_headers(&mut stream, &json_head, host.ports()), Verdict::AwaitBody);
+    let message = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [{"type": "text", "text": "Hi"}], "stop_reason": "end_turn",
+        "usage": {"input_tokens": 1000, "output_tokens": 200}});
+    let BodyVerdict::Continue { head: edits, .. } =
+        pipeline.on_response_body(&mut stream, message.to_string().as_bytes(), true, host.ports())
+    else {
+        panic!("no answer")
+    };
+    // 1000 × $3 / 1M + 200 × $15 / 1M = $0.006.
+    assert!(edits.set.contains(&("x-tollgate-cost".to_string(), "0.006000 USD".to_string())), "{edits:?}");
+    assert_eq!(host.metric("tollgate_ratelimit.cost_micros.alice.claude-sonnet"), 6_000);
+
+    let mut stream = pipeline.stream();
+    let verdict = pipeline.on_request_headers(&mut stream, &head("/v1/chat/completions"), host.ports());
+    assert_eq!(verdict, Verdict::AwaitBody);
+    let body =
+        json!({"model": "claude-sonnet", "stream": true, "messages": [{"role": "user", "content": "Hi"}]});
+    assert!(matches!(
+        pipeline.on_request_body(&mut stream, body.to_string().as_bytes(), true, host.ports()),
+        BodyVerdict::Continue { body: Some(_), .. }
+    ));
+    let sse = ResponseHead::from_pairs([(":status", "200"), ("content-type", "text/event-stream")]);
+    let Verdict::Continue(edits) = pipeline.on_response_headers(&mut stream, &sse, host.ports()) else {
+        panic!("a stream's head is not held")
+    };
+    assert!(edits.set.iter().all(|(n, _)| n != "x-tollgate-cost"));
+    let events = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":1000,\"output_tokens\":1}}}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":200}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+    );
+    let BodyVerdict::Continue { head: edits, .. } =
+        pipeline.on_response_body(&mut stream, events.as_bytes(), true, host.ports())
+    else {
+        panic!("no stream")
+    };
+    assert!(edits.set.iter().all(|(n, _)| n != "x-tollgate-cost"), "{edits:?}");
+    assert_eq!(host.metric("tollgate_ratelimit.cost_micros.alice.claude-sonnet"), 12_000);
+}

@@ -32,6 +32,27 @@ pub struct RawAiConfig {
     pub unsupported_fields: UnsupportedFields,
     #[serde(default)]
     pub limits: RawLimits,
+    #[serde(default)]
+    pub failover: RawFailover,
+}
+
+/// `ai.failover` as written.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFailover {
+    /// How long a provider (or a pooled key) that failed sits out before it is tried again.
+    #[serde(default = "default_cooldown")]
+    pub cooldown_seconds: u64,
+}
+
+fn default_cooldown() -> u64 {
+    30
+}
+
+impl Default for RawFailover {
+    fn default() -> Self {
+        RawFailover { cooldown_seconds: default_cooldown() }
+    }
 }
 
 /// `ai.providers[]` as written.
@@ -45,6 +66,10 @@ pub struct RawProvider {
     pub base_url: Option<String>,
     #[serde(default)]
     pub api_key: Option<String>,
+    /// A pool of keys used in turn (instead of `api_key`); a key the provider refuses (401) or throttles
+    /// (429) sits out for `failover.cooldown_seconds`.
+    #[serde(default)]
+    pub api_keys: Vec<String>,
     #[serde(default)]
     pub api_version: Option<String>,
     #[serde(default)]
@@ -72,6 +97,7 @@ impl fmt::Debug for RawProvider {
             .field("cluster", &self.cluster)
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("api_keys", &format_args!("<{} redacted>", self.api_keys.len()))
             .field("api_version", &self.api_version)
             .field("deployments", &self.deployments)
             .field("default_max_tokens", &self.default_max_tokens)
@@ -90,6 +116,19 @@ pub struct RawModel {
     pub name: String,
     pub provider: String,
     /// The provider's name for the model; `*` inserts what the name's `*` matched. Defaults to the name.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Providers to use, in this order, while `provider` (and the fallbacks before) cool down after failing.
+    #[serde(default)]
+    pub fallbacks: Vec<RawFallback>,
+}
+
+/// `ai.models[].fallbacks[]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFallback {
+    pub provider: String,
+    /// As `ai.models[].model`, for this provider.
     #[serde(default)]
     pub model: Option<String>,
 }
@@ -145,6 +184,8 @@ pub type Limits = RawLimits;
 pub struct ProviderConfig {
     pub kind: ProviderKind,
     pub cluster: String,
+    /// The rest of an `api_keys` pool, after the first (which is `settings.api_key`). Secrets.
+    pub more_keys: Vec<String>,
     /// `host[:port]` of `base_url`, sent as `:authority`.
     pub authority: String,
     pub settings: ProviderSettings,
@@ -159,6 +200,7 @@ impl fmt::Debug for ProviderConfig {
             .field("authority", &self.authority)
             .field("base_path", &self.settings.base_path)
             .field("api_key", &self.settings.api_key.as_ref().map(|_| "<redacted>"))
+            .field("more_keys", &format_args!("<{} redacted>", self.more_keys.len()))
             .field("aws", &self.settings.aws)
             .finish_non_exhaustive()
     }
@@ -172,6 +214,8 @@ pub struct AiConfig {
     pub cluster_header: String,
     pub unsupported_fields: UnsupportedFields,
     pub limits: Limits,
+    /// Nanoseconds a failed provider or key sits out.
+    pub cooldown_nanos: u64,
 }
 
 impl AiConfig {
@@ -188,13 +232,22 @@ impl AiConfig {
             providers.push(compiled);
         }
         let mut routes = Vec::with_capacity(raw.models.len());
+        let find = |name: &str, at: &ConfigPath| {
+            providers
+                .iter()
+                .position(|p| p.settings.name == name)
+                .ok_or_else(|| at.error(format!("no provider is named {name:?}")))
+        };
         for (i, model) in raw.models.into_iter().enumerate() {
             let at = path.field("models").index(i);
-            let provider =
-                providers.iter().position(|p| p.settings.name == model.provider).ok_or_else(|| {
-                    at.field("provider").error(format!("no provider is named {:?}", model.provider))
-                })?;
-            routes.push(Route::compile(&model.name, model.model.as_deref(), provider, &at)?);
+            let provider = find(&model.provider, &at.field("provider"))?;
+            let mut route = Route::compile(&model.name, model.model.as_deref(), provider, &at)?;
+            for (j, fallback) in model.fallbacks.iter().enumerate() {
+                let at = at.field("fallbacks").index(j);
+                let provider = find(&fallback.provider, &at.field("provider"))?;
+                route.add_fallback(provider, fallback.model.as_deref(), &at)?;
+            }
+            routes.push(route);
         }
         let router = Router::new(routes, &path.field("models"))?;
         let cluster_header = match raw.cluster_header {
@@ -212,7 +265,18 @@ impl AiConfig {
                 return Err(at.field(name).error("must be > 0"));
             }
         }
-        Ok(AiConfig { providers, router, cluster_header, unsupported_fields: raw.unsupported_fields, limits })
+        let cooldown = raw.failover.cooldown_seconds;
+        if cooldown == 0 || cooldown > 86_400 {
+            return Err(path.field("failover").field("cooldown_seconds").error("must be 1 to 86400"));
+        }
+        Ok(AiConfig {
+            providers,
+            router,
+            cluster_header,
+            unsupported_fields: raw.unsupported_fields,
+            limits,
+            cooldown_nanos: cooldown.saturating_mul(1_000_000_000),
+        })
     }
 }
 
@@ -221,6 +285,12 @@ fn compile_provider(raw: RawProvider, at: &ConfigPath) -> Result<ProviderConfig,
     check_header_value(&raw.cluster, &at.field("cluster"), true)?;
     if let Some(key) = &raw.api_key {
         check_header_value(key, &at.field("api_key"), false)?;
+    }
+    for (i, key) in raw.api_keys.iter().enumerate() {
+        check_header_value(key, &at.field("api_keys").index(i), false)?;
+    }
+    if raw.api_key.is_some() && !raw.api_keys.is_empty() {
+        return Err(at.field("api_keys").error("give api_key or api_keys, not both"));
     }
     if let Some(version) = &raw.api_version {
         check_header_value(version, &at.field("api_version"), true)?;
@@ -243,14 +313,18 @@ fn compile_provider(raw: RawProvider, at: &ConfigPath) -> Result<ProviderConfig,
     if default_max_tokens == 0 {
         return Err(at.field("default_max_tokens").error("must be > 0"));
     }
+    // A pool is the provider's keys in turn; one key (or none) is a pool of one.
+    let mut keys = raw.api_keys;
+    let api_key = raw.api_key.or_else(|| (!keys.is_empty()).then(|| keys.remove(0)));
     Ok(ProviderConfig {
         kind: raw.kind,
         cluster: raw.cluster,
         authority: url.authority.clone(),
+        more_keys: keys,
         settings: ProviderSettings {
             name: raw.name,
             base_path: url.path,
-            api_key: raw.api_key,
+            api_key,
             api_version: raw.api_version,
             deployments: raw.deployments,
             default_max_tokens,

@@ -4,6 +4,7 @@
 //! decisions out; the pipeline applies them.
 
 mod call;
+mod health;
 mod metrics;
 mod models;
 mod request;
@@ -43,7 +44,10 @@ pub const CLIENT_CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "x-api-key", 
 /// The compiled `ai` section with one adapter per provider; shared by every stream of a worker.
 pub struct Ai {
     config: AiConfig,
-    adapters: Vec<Box<dyn Adapter>>,
+    /// Per provider, one adapter per key of its pool (one for a provider with a single key or none).
+    adapters: Vec<Vec<Box<dyn Adapter>>>,
+    /// Per provider, whose turn it is in its key pool (per worker).
+    next_key: Vec<AtomicU64>,
     /// Numbers requests that arrive without `x-request-id`, for the ids of responses whose provider gives none.
     next_request: AtomicU64,
 }
@@ -110,6 +114,8 @@ pub enum AiRequest {
 #[derive(Debug)]
 pub(crate) struct Forwarded {
     pub provider: usize,
+    /// Which key of the provider's pool the request carries.
+    pub key: usize,
     pub upstream_model: String,
     pub client_model: String,
     pub created: u64,
@@ -185,8 +191,22 @@ impl Ai {
         adapter: impl Fn(ProviderKind, ProviderSettings) -> Box<dyn Adapter>,
     ) -> Result<Ai, ConfigError> {
         let config = AiConfig::compile(raw, path)?;
-        let adapters = config.providers.iter().map(|p| adapter(p.kind, p.settings.clone())).collect();
-        Ok(Ai { config, adapters, next_request: AtomicU64::new(0) })
+        let adapters = config
+            .providers
+            .iter()
+            .map(|p| {
+                let pool = p
+                    .more_keys
+                    .iter()
+                    .map(|key| ProviderSettings { api_key: Some(key.clone()), ..p.settings.clone() });
+                std::iter::once(p.settings.clone())
+                    .chain(pool)
+                    .map(|settings| adapter(p.kind, settings))
+                    .collect()
+            })
+            .collect();
+        let next_key = config.providers.iter().map(|_| AtomicU64::new(0)).collect();
+        Ok(Ai { config, adapters, next_key, next_request: AtomicU64::new(0) })
     }
 
     /// The header the Envoy route matches to pick a provider's cluster.
@@ -235,8 +255,13 @@ impl Ai {
         &self.config.providers
     }
 
+    /// A provider and its adapter (its first key's: answers read the same whichever key asked).
     fn provider(&self, index: usize) -> Option<(&ProviderConfig, &dyn Adapter)> {
-        let adapter = self.adapters.get(index)?;
+        self.provider_key(index, 0)
+    }
+
+    fn provider_key(&self, index: usize, key: usize) -> Option<(&ProviderConfig, &dyn Adapter)> {
+        let adapter = self.adapters.get(index)?.get(key)?;
         Some((self.config.providers.get(index)?, adapter.as_ref()))
     }
 

@@ -16,6 +16,9 @@ pub struct Route {
     upstream: Option<String>,
     /// Index into the configured providers.
     pub provider: usize,
+    /// Providers (and their upstream models, as `upstream`) to use in this order while the ones before
+    /// cool down.
+    fallbacks: Vec<(usize, Option<String>)>,
 }
 
 /// Where one request goes.
@@ -23,6 +26,8 @@ pub struct Route {
 pub struct RouteMatch<'r> {
     pub route: &'r Route,
     pub upstream_model: String,
+    /// The fallbacks' providers and upstream models, in order (empty for a route without any).
+    pub fallbacks: Vec<(usize, String)>,
 }
 
 impl Route {
@@ -40,18 +45,24 @@ impl Route {
             return Err(at.field("name").error(format!("{name:?} has more than one '*'")));
         }
         let wildcard = name.split_once('*').map(|(pre, post)| (pre.to_string(), post.to_string()));
-        if let Some(upstream) = upstream {
-            if upstream.is_empty() {
-                return Err(at.field("model").error("must not be empty"));
-            }
-            let upstream_stars = upstream.matches('*').count();
-            if upstream_stars > 1 || (upstream_stars == 1 && wildcard.is_none()) {
-                return Err(at
-                    .field("model")
-                    .error(format!("{upstream:?} may use one '*', and only when the name has one")));
-            }
+        check_upstream(upstream, wildcard.is_some(), at)?;
+        let upstream = upstream.map(str::to_string);
+        Ok(Route { name: name.to_string(), wildcard, upstream, provider, fallbacks: Vec::new() })
+    }
+
+    /// Adds a fallback provider; `upstream` follows the rules of the route's own.
+    pub fn add_fallback(
+        &mut self,
+        provider: usize,
+        upstream: Option<&str>,
+        at: &ConfigPath,
+    ) -> Result<(), ConfigError> {
+        check_upstream(upstream, self.is_wildcard(), at)?;
+        if provider == self.provider || self.fallbacks.iter().any(|(p, _)| *p == provider) {
+            return Err(at.field("provider").error("is already a provider of this model"));
         }
-        Ok(Route { name: name.to_string(), wildcard, upstream: upstream.map(str::to_string), provider })
+        self.fallbacks.push((provider, upstream.map(str::to_string)));
+        Ok(())
     }
 
     pub fn is_wildcard(&self) -> bool {
@@ -66,11 +77,42 @@ impl Route {
     }
 
     fn upstream_model(&self, model: &str, matched: &str) -> String {
-        match &self.upstream {
-            None => model.to_string(),
-            Some(upstream) => upstream.replacen('*', matched, 1),
+        rename(self.upstream.as_deref(), model, matched)
+    }
+
+    fn found(&self, model: &str, matched: &str) -> RouteMatch<'_> {
+        RouteMatch {
+            route: self,
+            upstream_model: self.upstream_model(model, matched),
+            fallbacks: self
+                .fallbacks
+                .iter()
+                .map(|(p, up)| (*p, rename(up.as_deref(), model, matched)))
+                .collect(),
         }
     }
+}
+
+/// The upstream model for a client's `model`: as is, or as configured with the `*` filled in.
+fn rename(upstream: Option<&str>, model: &str, matched: &str) -> String {
+    match upstream {
+        None => model.to_string(),
+        Some(upstream) => upstream.replacen('*', matched, 1),
+    }
+}
+
+fn check_upstream(upstream: Option<&str>, wildcard: bool, at: &ConfigPath) -> Result<(), ConfigError> {
+    let Some(upstream) = upstream else { return Ok(()) };
+    if upstream.is_empty() {
+        return Err(at.field("model").error("must not be empty"));
+    }
+    let stars = upstream.matches('*').count();
+    if stars > 1 || (stars == 1 && !wildcard) {
+        return Err(at
+            .field("model")
+            .error(format!("{upstream:?} may use one '*', and only when the name has one")));
+    }
+    Ok(())
 }
 
 /// Every route, indexed for lookup.
@@ -100,12 +142,9 @@ impl Router {
     /// The route serving `model`, if any.
     pub fn route(&self, model: &str) -> Option<RouteMatch<'_>> {
         if let Some(route) = self.exact.get(model).and_then(|i| self.routes.get(*i)) {
-            return Some(RouteMatch { route, upstream_model: route.upstream_model(model, "") });
+            return Some(route.found(model, ""));
         }
-        self.routes.iter().find_map(|route| {
-            let matched = route.matches(model)?;
-            Some(RouteMatch { route, upstream_model: route.upstream_model(model, matched) })
-        })
+        self.routes.iter().find_map(|route| Some(route.found(model, route.matches(model)?)))
     }
 
     /// Every route in config order (`/v1/models` lists the exact ones).

@@ -28,6 +28,7 @@ pub fn credentials(raw: &RawProvider, at: &ConfigPath) -> Result<Option<AwsCrede
     }
     let unused = [
         ("api_key", raw.api_key.is_some()),
+        ("api_keys", !raw.api_keys.is_empty()),
         ("api_version", raw.api_version.is_some()),
         ("deployments", !raw.deployments.is_empty()),
     ];

@@ -54,7 +54,8 @@ fn mistakes_name_their_path() {
     assert!(
         p(json!({"default_max_tokens": 0})).starts_with("ai.providers[0].default_max_tokens: must be > 0")
     );
-    assert!(p(json!({"api_keys": "x"})).starts_with("ai.providers[0].api_keys: unknown field"));
+    assert!(p(json!({"api_token": "x"})).starts_with("ai.providers[0].api_token: unknown field"));
+    assert!(p(json!({"api_keys": "x"})).starts_with("ai.providers[0].api_keys: invalid type"));
     assert!(p(json!({"deployments": {"gpt-4o": "a/b"}})).starts_with("ai.providers[0].deployments.gpt-4o: "));
 
     let two = json!({"providers": [{"name": "p", "kind": "openai", "cluster": "c"},

@@ -27,8 +27,15 @@ pub const UPSTREAM_LATENCY_MS: &str = "tollgate_ai_upstream_latency_ms";
 /// Histogram (ms): request sent upstream → first streamed chunk carrying content (streams only).
 pub const TIME_TO_FIRST_TOKEN_MS: &str = "tollgate_ai_time_to_first_token_ms";
 
+/// Counter: requests sent to a fallback provider because the ones before it were cooling down.
+pub const FAILOVERS: &str = "tollgate_ai_failovers";
+/// Counter: provider failures (429, 5xx) that started a cooldown, labelled with the failed request.
+pub const COOLDOWNS: &str = "tollgate_ai_cooldowns";
+/// Counter: pooled keys refused (401) or throttled (429), which cool down alone.
+pub const KEY_COOLDOWNS: &str = "tollgate_ai_key_cooldowns";
+
 /// Every metric prefix, for documentation and dashboards.
-pub const METRIC_NAMES: [&str; 8] = [
+pub const METRIC_NAMES: [&str; 11] = [
     REQUESTS,
     INPUT_TOKENS,
     OUTPUT_TOKENS,
@@ -37,6 +44,9 @@ pub const METRIC_NAMES: [&str; 8] = [
     ERRORS,
     UPSTREAM_LATENCY_MS,
     TIME_TO_FIRST_TOKEN_MS,
+    FAILOVERS,
+    COOLDOWNS,
+    KEY_COOLDOWNS,
 ];
 
 /// The `.provider.<p>.model.<m>.consumer.<c>` suffix of one request's metrics, built once.

@@ -116,8 +116,11 @@ impl Ai {
         }
         let found =
             self.config.router.route(model).ok_or_else(|| AiError::UnknownModel(model.to_string()))?;
-        let (provider, adapter) =
-            self.provider(found.route.provider).ok_or_else(|| AiError::UnknownModel(model.to_string()))?;
+        let label_model = if found.route.is_wildcard() { found.route.name.as_str() } else { model };
+        let choice = self.choose(found, ports);
+        let (provider, adapter) = self
+            .provider_key(choice.provider, choice.key)
+            .ok_or_else(|| AiError::UnknownModel(model.to_string()))?;
         let native = provider.kind == ProviderKind::Anthropic;
         // Counting tokens is free at Anthropic and estimated here for everyone else; it is not a request
         // to a model, so it is not counted as one.
@@ -130,7 +133,6 @@ impl Ai {
             reply.headers.push((ESTIMATED_HEADER.into(), "true".into()));
             return Ok(AiRequest::Answer(reply));
         }
-        let label_model = if found.route.is_wildcard() { found.route.name.as_str() } else { model };
         let now = ports.clock.now();
         let created = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let request_id = stream.request_id.clone().unwrap_or_else(|| self.fresh_request_id(created));
@@ -142,8 +144,9 @@ impl Ai {
             }
         };
         let forwarded = Forwarded {
-            provider: found.route.provider,
-            upstream_model: found.upstream_model.clone(),
+            provider: choice.provider,
+            key: choice.key,
+            upstream_model: choice.upstream_model.clone(),
             client_model: model.to_string(),
             created,
             request_id,
@@ -192,6 +195,7 @@ impl Ai {
         let UpstreamRequest { path, headers, body, dropped } = upstream;
         forwarded.dropped = dropped;
         forwarded.labels.count(ports, REQUESTS);
+        self.note_choice(&choice, forwarded, ports);
 
         let mut edits = HeaderEdits::default();
         for name in &stream.strip {

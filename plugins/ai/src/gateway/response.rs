@@ -49,6 +49,7 @@ impl Ai {
             return AiResponseHead::Pass;
         };
         forwarded.labels.elapsed(ports, UPSTREAM_LATENCY_MS, forwarded.sent_at);
+        self.note_status(forwarded, head.status, ports);
         let success = (200..300).contains(&head.status);
         let content_type = head.headers.get("content-type").unwrap_or("").to_ascii_lowercase();
         let encoded =

@@ -338,3 +338,124 @@ fn the_provider_key_never_appears_in_debug_output() {
 }
 
 mod streaming;
+
+/// The provider and key a chat for `model` is sent with, after the answer `status` came back for it.
+fn route_once(ai: &Ai, model: &str, status: u16, host: &MemoryHost) -> (String, String) {
+    let mut stream = AiStream::default();
+    let (headers, body) = send(ai, &mut stream, chat(model), host).unwrap();
+    let head = ResponseHead::from_pairs([(":status", status.to_string().as_str())]);
+    ai.on_response_head(&mut stream, &head, host.ports());
+    let cluster = headers.get("x-tollgate-cluster").unwrap_or_default().to_string();
+    let _ = body;
+    (cluster, headers.get("x-stub-key").unwrap_or_default().to_string())
+}
+
+fn failover_ai() -> Ai {
+    ai_with(json!({
+        "models": [
+            {"name": "fast", "provider": "stub", "model": "stub-fast-v2",
+             "fallbacks": [{"provider": "other", "model": "other-fast"}]},
+            {"name": "big", "provider": "other"},
+            {"name": "unused", "provider": "stub"}
+        ],
+        "failover": {"cooldown_seconds": 30}
+    }))
+}
+
+#[test]
+fn a_failing_provider_cools_down_and_its_models_fail_over_then_come_back() {
+    let (ai, host) = (failover_ai(), MemoryHost::default());
+    assert_eq!(route_once(&ai, "fast", 200, &host).0, "stub_cluster");
+    // A 503 (or a 429, or Envoy's own 504 for a timeout) starts the cooldown: new requests go to the fallback.
+    assert_eq!(route_once(&ai, "fast", 503, &host).0, "stub_cluster");
+    let mut stream = AiStream::default();
+    let (headers, upstream) = send(&ai, &mut stream, chat("fast"), &host).unwrap();
+    assert_eq!(headers.get("x-tollgate-cluster"), Some("other_cluster"));
+    assert_eq!(upstream["model"], "other-fast", "the fallback's own model name");
+    assert_eq!(host.metric("tollgate_ai_failovers.provider.other.model.fast.consumer.alice"), 1);
+    assert_eq!(host.metric("tollgate_ai_cooldowns.provider.stub.model.fast.consumer.alice"), 1);
+    // Still cooling 29 s later; back after the cooldown.
+    host.advance(std::time::Duration::from_secs(29));
+    assert_eq!(route_once(&ai, "fast", 200, &host).0, "other_cluster");
+    host.advance(std::time::Duration::from_secs(2));
+    assert_eq!(route_once(&ai, "fast", 200, &host).0, "stub_cluster");
+    // 4xx other than 429 is the client's problem, not the provider's.
+    assert_eq!(route_once(&ai, "fast", 400, &host).0, "stub_cluster");
+    assert_eq!(route_once(&ai, "fast", 200, &host).0, "stub_cluster");
+}
+
+#[test]
+fn when_every_provider_cools_down_the_one_back_soonest_serves() {
+    let (ai, host) = (failover_ai(), MemoryHost::default());
+    assert_eq!(route_once(&ai, "fast", 500, &host).0, "stub_cluster");
+    host.advance(std::time::Duration::from_secs(10));
+    assert_eq!(route_once(&ai, "fast", 429, &host).0, "other_cluster");
+    // Both cool; stub's ends 10 s before other's.
+    assert_eq!(route_once(&ai, "fast", 200, &host).0, "stub_cluster");
+    // A model without fallbacks is never diverted.
+    assert_eq!(route_once(&ai, "big", 200, &host).0, "other_cluster");
+}
+
+#[test]
+fn pooled_keys_take_turns_and_a_refused_key_sits_out() {
+    let ai = ai_with(json!({
+        "providers": [
+            {"name": "stub", "kind": "openai_compatible", "cluster": "stub_cluster",
+             "base_url": "http://stub.internal:8080/api/", "api_keys": ["key-a", "key-b", "key-c"]},
+            {"name": "other", "kind": "openai_compatible", "cluster": "other_cluster", "base_url": "https://other.example"}
+        ],
+        "models": [{"name": "fast", "provider": "stub"}, {"name": "big", "provider": "other"}, {"name": "x", "provider": "other"}]
+    }));
+    let printed = format!("{ai:?}");
+    assert!(!printed.contains("key-"), "{printed}");
+    let host = MemoryHost::default();
+    let keys: Vec<String> = (0..4).map(|_| route_once(&ai, "fast", 200, &host).1).collect();
+    assert_eq!(keys, ["key-a", "key-b", "key-c", "key-a"]);
+    // key-b is refused: it sits out, the others share its turns, and the provider itself stays in.
+    assert_eq!(route_once(&ai, "fast", 401, &host).1, "key-b");
+    let keys: Vec<String> = (0..4).map(|_| route_once(&ai, "fast", 200, &host).1).collect();
+    assert_eq!(keys, ["key-c", "key-a", "key-c", "key-c"]);
+    assert_eq!(host.metric("tollgate_ai_key_cooldowns.provider.stub.model.fast.consumer.alice"), 1);
+    assert_eq!(host.metric("tollgate_ai_cooldowns.provider.stub.model.fast.consumer.alice"), 0);
+    host.advance(std::time::Duration::from_secs(31));
+    let keys: Vec<String> = (0..3).map(|_| route_once(&ai, "fast", 200, &host).1).collect();
+    assert_eq!(keys, ["key-a", "key-b", "key-c"]);
+}
+
+#[test]
+fn failover_and_pool_config_errors_name_their_path() {
+    let bad = |extra: Value| {
+        let mut config = json!({
+            "providers": [
+                {"name": "a", "kind": "openai", "cluster": "a", "api_key": "k"},
+                {"name": "b", "kind": "openai", "cluster": "b"}
+            ],
+            "models": [{"name": "m", "provider": "a"}]
+        });
+        config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let raw: RawAiConfig = serde_json::from_value(config).unwrap();
+        Ai::compile(raw, &ConfigPath::root().field("ai")).unwrap_err().to_string()
+    };
+    let models =
+        |fallbacks: Value| json!({"models": [{"name": "m", "provider": "a", "fallbacks": fallbacks}]});
+    assert_eq!(
+        bad(models(json!([{"provider": "c"}]))),
+        r#"ai.models[0].fallbacks[0].provider: no provider is named "c""#
+    );
+    assert_eq!(
+        bad(models(json!([{"provider": "a"}]))),
+        "ai.models[0].fallbacks[0].provider: is already a provider of this model"
+    );
+    assert!(bad(models(json!([{"provider": "b", "model": "x-*"}])))
+        .starts_with("ai.models[0].fallbacks[0].model: "));
+    assert_eq!(
+        bad(json!({"failover": {"cooldown_seconds": 0}})),
+        "ai.failover.cooldown_seconds: must be 1 to 86400"
+    );
+    let both = json!({"providers": [{"name": "a", "kind": "openai", "cluster": "a", "api_key": "k", "api_keys": ["j"]}]});
+    let error = bad(both);
+    assert_eq!(error, "ai.providers[0].api_keys: give api_key or api_keys, not both");
+    let newline = json!({"providers": [{"name": "a", "kind": "openai", "cluster": "a", "api_keys": ["ok", "bad\nkey-secret"]}]});
+    let error = bad(newline);
+    assert!(error.starts_with("ai.providers[0].api_keys[1]: ") && !error.contains("secret"), "{error}");
+}

@@ -172,7 +172,18 @@ pub fn probes() -> Vec<Probe> {
                 "models": [{"name": "gpt-4o", "provider": "openai", BOGUS: true}]
             }}),
         ),
+        probe(
+            "ai.models[].fallbacks[]",
+            json!({"ai": {
+                "providers": [
+                    {"name": "openai", "kind": "openai", "cluster": "openai"},
+                    {"name": "spare", "kind": "openai", "cluster": "spare"}
+                ],
+                "models": [{"name": "gpt-4o", "provider": "openai", "fallbacks": [{"provider": "spare", BOGUS: true}]}]
+            }}),
+        ),
         probe("ai.limits", json!({"ai": {"providers": [], "models": [], "limits": {BOGUS: true}}})),
+        probe("ai.failover", json!({"ai": {"providers": [], "models": [], "failover": {BOGUS: true}}})),
         probe("prompt", json!({"prompt": {BOGUS: true}})),
         probe("prompt.endpoints[]", endpoint(json!({BOGUS: true}))),
         probe(

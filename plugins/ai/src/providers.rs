@@ -10,7 +10,7 @@ mod openai_wire;
 
 pub use anthropic::AnthropicAdapter;
 pub use azure::AzureAdapter;
-pub use bedrock::{AwsCredentials, BedrockAdapter, EventStreamDecoder};
+pub use bedrock::{event_stream_encode, AwsCredentials, BedrockAdapter, EventStreamDecoder};
 pub use gemini::GeminiAdapter;
 pub use mistral::MistralAdapter;
 pub use openai::OpenAiAdapter;

@@ -1,6 +1,6 @@
 //! Runs every case under `tests/fixtures/<provider>/` (see FIXTURES.md) through the gateway: the client
-//! request to the upstream request, and the upstream answer back to the client, streams fed whole, split in
-//! two at every byte boundary, and one byte at a time.
+//! request to the upstream request, and the upstream answer back to the client, streams (SSE text, or AWS
+//! event-stream frames for Bedrock) fed whole, split in two at every byte boundary, and one byte at a time.
 
 // Test helpers outside #[test] functions: a failure with context is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tollgate_ai::messages::{is_anthropic_path, to_anthropic_reply};
+use tollgate_ai::providers::event_stream_encode;
 use tollgate_ai::{Ai, AiBody, AiHead, AiRequest, AiResponseHead, AiStream, Caller, RawAiConfig};
 use tollgate_core::testing::MemoryHost;
 use tollgate_core::{ConfigPath, Headers, LocalReply, RequestHead, ResponseHead};
@@ -192,9 +193,30 @@ fn stream_events(ai: &Ai, case: &Case, host: &MemoryHost, pieces: &[&[u8]]) -> (
     (events, stream)
 }
 
+/// The upstream's stream bytes: SSE text as it is, or AWS event-stream frames (`{"event": type, "data":
+/// payload}` or `{"exception": type, "data": payload}`, optionally `"truncate": n` bytes off the end) encoded.
+fn upstream_stream(case: &Case) -> Vec<u8> {
+    if let Some(text) = case.field("/upstream_response/sse").as_str() {
+        return text.as_bytes().to_vec();
+    }
+    let mut bytes = Vec::new();
+    for frame in case.field("/upstream_response/event_stream").as_array().into_iter().flatten() {
+        let data = frame["data"].to_string();
+        if let Some(kind) = frame["event"].as_str() {
+            bytes.extend(event_stream_encode::event(kind, &data));
+        } else if let Some(kind) = frame["exception"].as_str() {
+            bytes.extend(event_stream_encode::exception(kind, &data));
+        }
+        if let Some(n) = frame["truncate"].as_u64() {
+            bytes.truncate(bytes.len() - n as usize);
+        }
+    }
+    bytes
+}
+
 fn check_stream(ai: &Ai, case: &Case, host: &MemoryHost) -> AiStream {
     let name = &case.name;
-    let sse = case.field("/upstream_response/sse").as_str().unwrap_or("").as_bytes().to_vec();
+    let sse = upstream_stream(case);
     let expected: Vec<Value> = case.field("/expected_client/sse").as_array().cloned().unwrap_or_default();
     let compare = |events: Vec<Value>, how: &str| {
         assert_eq!(events.len(), expected.len(), "{name} ({how}): event count\n{events:#?}");
@@ -278,7 +300,9 @@ fn every_fixture_passes_through_the_gateway() {
                 format!("{provider}/{}", file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
             let case = Case { name, case: read_json(&file) };
             let host = MemoryHost::default();
-            let stream = if case.field("/upstream_response/sse").is_string() {
+            let streamed = case.field("/upstream_response/sse").is_string()
+                || case.field("/upstream_response/event_stream").is_array();
+            let stream = if streamed {
                 Some(check_stream(&ai, &case, &host))
             } else {
                 check_buffered(&ai, &case, &host)

@@ -17,7 +17,7 @@ mod request_tests;
 #[cfg(test)]
 mod stream_tests;
 
-pub use event_stream::EventStreamDecoder;
+pub use event_stream::{encode as event_stream_encode, EventStreamDecoder};
 pub use sigv4::AwsCredentials;
 
 use serde_json::Value;

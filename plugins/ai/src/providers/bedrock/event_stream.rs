@@ -214,21 +214,23 @@ fn bad(what: &str) -> AiError {
     AiError::BadUpstreamResponse(format!("Bedrock event stream: {what}"))
 }
 
-/// Frames as Bedrock sends them, for tests: string headers, a JSON payload, both CRCs.
-#[cfg(test)]
-pub(crate) mod encode {
+/// Frames as Bedrock sends them (string headers, a JSON payload, both CRCs): for tests and mock providers.
+/// Header names and values longer than the format allows (255 and 65535 bytes) are cut to fit.
+pub mod encode {
     pub fn frame(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
         let mut head = Vec::new();
         for (name, value) in headers {
-            head.push(name.len() as u8);
-            head.extend_from_slice(name.as_bytes());
+            let name = name.as_bytes().get(..name.len().min(255)).unwrap_or_default();
+            let value = value.as_bytes().get(..value.len().min(65_535)).unwrap_or_default();
+            head.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
+            head.extend_from_slice(name);
             head.push(7);
-            head.extend_from_slice(&(value.len() as u16).to_be_bytes());
-            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(&u16::try_from(value.len()).unwrap_or(u16::MAX).to_be_bytes());
+            head.extend_from_slice(value);
         }
-        let total = (12 + head.len() + payload.len() + 4) as u32;
+        let total = u32::try_from(12 + head.len() + payload.len() + 4).unwrap_or(u32::MAX);
         let mut out = total.to_be_bytes().to_vec();
-        out.extend_from_slice(&(head.len() as u32).to_be_bytes());
+        out.extend_from_slice(&u32::try_from(head.len()).unwrap_or(u32::MAX).to_be_bytes());
         out.extend_from_slice(&crc32fast::hash(&out).to_be_bytes());
         out.extend_from_slice(&head);
         out.extend_from_slice(payload);

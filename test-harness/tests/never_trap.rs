@@ -189,7 +189,7 @@ fn run_shard(world: &World, seed: u64) -> Report {
                 stats.upstream += u64::from(ex.upstream.is_some() || !ex.calls.is_empty());
                 stats.local += u64::from(ex.local_reply_details.is_some());
                 *stats.statuses.entry(ex.downstream.status).or_default() += 1;
-                well_formed(&ex)
+                well_formed(&ex, &case.request.path)
             }
             Err(e) => Err(format!("{e}")),
         };
@@ -213,7 +213,8 @@ fn run_shard(world: &World, seed: u64) -> Report {
 }
 
 /// A status a client can read, header fields a proxy can send, and JSON on Tollgate's own error replies.
-fn well_formed(ex: &Exchange) -> Result<(), String> {
+/// `path` is the client's: `/v1/messages` clients speak Anthropic's API, whose streams end differently.
+fn well_formed(ex: &Exchange, path: &str) -> Result<(), String> {
     let d = &ex.downstream;
     if !ex.complete {
         return Err("the stream did not finish".into());
@@ -248,6 +249,16 @@ fn well_formed(ex: &Exchange) -> Result<(), String> {
         let body = d.body.as_bytes();
         if body.is_empty() {
             return Err("an empty event stream: no error event, no data: [DONE]".into());
+        }
+        // An Anthropic-format client's stream ends with message_stop or an error event.
+        if path.starts_with("/v1/messages") {
+            let last = d.body_str().trim_end().rsplit("\n\n").next().unwrap_or_default().to_string();
+            if !(last.starts_with("event: message_stop\n") || last.starts_with("event: error\n")) {
+                return Err(format!(
+                    "an Anthropic event stream that does not end with message_stop or error ({last:?})"
+                ));
+            }
+            return Ok(());
         }
         if !body.ends_with(b"data: [DONE]\n\n") {
             let tail = String::from_utf8_lossy(&body[body.len().saturating_sub(200)..]).into_owned();
@@ -293,7 +304,7 @@ fn a_provider_answer_without_a_body_still_gets_a_complete_answer() {
             .respond_with(Response::status(status).header("content-type", content_type))
             .run()
             .unwrap();
-        if let Err(problem) = well_formed(&ex) {
+        if let Err(problem) = well_formed(&ex, "/v1/chat/completions") {
             problems.push(format!("upstream {status} {content_type} with no body: {problem}"));
         }
     }
@@ -338,9 +349,10 @@ fn an_ai_request_or_answer_with_trailers_still_gets_an_answer() {
             "data: [DONE]",
         ),
     ] {
+        let path = request.path.clone();
         match vm.send(request).respond_with(response).run() {
             Ok(ex) => {
-                if let Err(problem) = well_formed(&ex) {
+                if let Err(problem) = well_formed(&ex, &path) {
                     problems.push(format!("{what}: {problem}"));
                 }
                 let body = ex.downstream.body_str();

@@ -240,7 +240,7 @@ pub fn body_case(rng: &mut StdRng, world: &World) -> Case {
     let path = if rng.gen_bool(0.9) {
         fixture.path.clone()
     } else {
-        ["/v1/chat/completions", "/v1/embeddings", "/v1/models", "/summarize/v2"]
+        ["/v1/chat/completions", "/v1/embeddings", "/v1/messages", "/v1/models", "/summarize/v2"]
             .choose(rng)
             .unwrap()
             .to_string()

@@ -440,6 +440,8 @@ pub fn path(rng: &mut StdRng) -> String {
         "/v1/chat/completions",
         "/v1/chat/completions",
         "/v1/embeddings",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
         "/v1/models",
         "/v1/models/gpt-4o",
         "/summarize/v2",

@@ -51,12 +51,16 @@ pub fn fixtures() -> (Vec<Fixture>, Value) {
     let root = tollgate_harness::repo_root().join("plugins/ai/tests/fixtures");
     let mut fixtures = Vec::new();
     let (mut providers, mut models) = (Vec::new(), Vec::new());
-    for provider in ["openai", "anthropic", "gemini"] {
+    // Anthropic-format clients (`/v1/messages`) too: their cases ask for models the three providers' configs
+    // serve (`gpt-4o`, `claude-sonnet`, `gemini-*`), or none (a 404), so only their cases are taken.
+    for provider in ["openai", "anthropic", "gemini", "anthropic_ingress"] {
         let dir = root.join(provider);
         let read = |p: &Path| serde_json::from_str::<Value>(&std::fs::read_to_string(p).unwrap()).unwrap();
-        let ai = read(&dir.join("provider.json"));
-        providers.extend(ai["providers"].as_array().unwrap().iter().cloned());
-        models.extend(ai["models"].as_array().unwrap().iter().cloned());
+        if provider != "anthropic_ingress" {
+            let ai = read(&dir.join("provider.json"));
+            providers.extend(ai["providers"].as_array().unwrap().iter().cloned());
+            models.extend(ai["models"].as_array().unwrap().iter().cloned());
+        }
         let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
         paths.sort();
         for path in paths.iter().filter(|p| !p.ends_with("provider.json")) {

@@ -10,7 +10,7 @@ use tollgate_core::{HeaderEdits, Ports, ResponseHead, REASON_HEADER};
 use super::metrics::{ERRORS, UPSTREAM_LATENCY_MS};
 use super::stream::{ClientStream, LiveStream, ResponseState};
 use super::{Ai, AiStream, Endpoint, Format, Forwarded, DROPPED_HEADER, PROVIDER_HEADER};
-use crate::adapter::{json_bytes, ChunkSink, Translated};
+use crate::adapter::{fallback_message, json_bytes, ChunkSink, Translated};
 use crate::config::ProviderConfig;
 use crate::messages::{anthropic_error_json, message_from_completion, MessagesEncoder};
 use crate::AiError;
@@ -65,7 +65,7 @@ impl Ai {
                 Format::Anthropic => {
                     ClientStream::Anthropic(Box::new(MessagesEncoder::new(&sink.id, target.upstream_model)))
                 }
-                Format::AnthropicNative => ClientStream::Native { tail: Vec::new() },
+                Format::AnthropicNative => ClientStream::Native { out: Vec::new() },
             };
             stream.response = ResponseState::Streaming(Box::new(LiveStream::new(
                 decoder,
@@ -185,26 +185,64 @@ impl Ai {
     }
 
     /// Anthropic's answer to an Anthropic client, read whole: passed on as it came (status, body and all),
-    /// its usage read for metrics and budgets.
+    /// its usage read for metrics and budgets. What Anthropic's API would not send is replaced, as for every
+    /// provider: an error not in Anthropic's error shape (an HTML page from a proxy) by one that is, keeping
+    /// the status; an answer that is not a message, or a stream request answered without a stream, by a 502.
     fn finish_native(&self, stream: &mut AiStream, status: u16, body: &[u8], ports: Ports<'_>) -> AiBody {
-        stream.response = ResponseState::Finished;
         let (Some(forwarded), Some((provider, adapter))) =
             (&stream.forwarded, stream.forwarded.as_ref().and_then(|f| self.provider(f.provider)))
         else {
+            stream.response = ResponseState::Finished;
             return AiBody::Continue { head: HeaderEdits::default(), body: None };
         };
-        let mut head = client_edits(forwarded, provider);
-        if !(200..300).contains(&status) {
-            forwarded.labels.count(ports, ERRORS);
-            head = head.set(REASON_HEADER, "provider_error");
+        let outcome = if !(200..300).contains(&status) {
+            if is_anthropic_error(body) {
+                Ok(None)
+            } else {
+                let message = fallback_message(status, body);
+                Err(AiError::Upstream { status, kind: String::new(), code: None, message })
+            }
+        } else if forwarded.stream {
+            Err(AiError::BadUpstreamResponse(
+                "a streaming request was answered without an event stream".into(),
+            ))
         } else if stream.endpoint == Some(Endpoint::Messages) {
-            // An answer that is not a message (whatever Anthropic may add) still reaches the client as is.
-            let usage = adapter.chat_response(body, &forwarded.target()).map(|t| t.usage).unwrap_or_default();
-            forwarded.labels.usage(ports, &usage);
-            stream.usage = Some(usage);
+            adapter.chat_response(body, &forwarded.target()).map(|t| Some(t.usage))
+        } else if serde_json::from_slice::<serde_json::Value>(body)
+            .is_ok_and(|count| count.get("input_tokens").is_some_and(serde_json::Value::is_u64))
+        {
+            Ok(None)
+        } else {
+            Err(AiError::BadUpstreamResponse("a count_tokens answer without input_tokens".into()))
+        };
+        let usage = match outcome {
+            Ok(usage) => usage,
+            Err(error) => return self.finish_buffered(stream, Err(error), ports),
+        };
+        stream.response = ResponseState::Finished;
+        // Every body that gets here was read as JSON.
+        let mut head = client_edits(forwarded, provider).set("content-type", "application/json");
+        match usage {
+            Some(usage) => {
+                forwarded.labels.usage(ports, &usage);
+                stream.usage = Some(usage);
+            }
+            None if !(200..300).contains(&status) => {
+                forwarded.labels.count(ports, ERRORS);
+                head = head.set(REASON_HEADER, "provider_error");
+            }
+            None => {}
         }
         AiBody::Continue { head, body: None }
     }
+}
+
+/// Whether a body is an error in Anthropic's shape (`{"type":"error","error":{"type":...,"message":...}}`).
+fn is_anthropic_error(body: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else { return false };
+    value.get("type").and_then(serde_json::Value::as_str) == Some("error")
+        && value.pointer("/error/type").is_some_and(serde_json::Value::is_string)
+        && value.pointer("/error/message").is_some_and(serde_json::Value::is_string)
 }
 
 /// Headers every translated answer carries: who served it and what was left out of the request.

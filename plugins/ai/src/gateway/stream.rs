@@ -8,7 +8,7 @@ use super::metrics::{ERRORS, TIME_TO_FIRST_TOKEN_MS};
 use super::{Ai, AiStream};
 use crate::adapter::{ChunkSink, StreamTranslator};
 use crate::messages::MessagesEncoder;
-use crate::sse::EventDecoder;
+use crate::sse::{EventDecoder, SseEvent};
 use crate::{AiError, Usage};
 
 /// Where a response is in its translation.
@@ -41,9 +41,46 @@ pub(crate) enum ClientStream {
     OpenAi,
     /// Anthropic's named events, re-encoded from the translator's chunks.
     Anthropic(Box<MessagesEncoder>),
-    /// Anthropic's own stream, passed on byte for byte (the translator only reads usage from it), and the
-    /// error event that ends it when it failed in a way its bytes do not show.
-    Native { tail: Vec<u8> },
+    /// Anthropic's own stream, passed on event by event (names and data as they came; the translator only
+    /// reads usage from them): each event once it is whole and read, none after `message_stop`, and an error
+    /// event to end it when it failed in a way its own events do not show.
+    Native { out: Vec<u8> },
+}
+
+/// Hands an upstream event to the translator and, for a native Anthropic client, on to the client: once the
+/// translator has read it without fault (or found it to be Anthropic's error event), and never after the
+/// stream's last event.
+fn deliver(
+    translator: &mut Box<dyn StreamTranslator>,
+    sink: &mut ChunkSink,
+    client: &mut ClientStream,
+    event: &SseEvent,
+) -> Result<(), AiError> {
+    let ClientStream::Native { out } = client else { return translator.on_event(event, sink) };
+    if translator.ended() {
+        return Ok(());
+    }
+    let read = translator.on_event(event, sink);
+    // Anthropic's own error event ends the stream, and goes to the client as it came.
+    if matches!(read, Ok(()) | Err(AiError::Upstream { .. })) {
+        write_event(out, event);
+    }
+    read
+}
+
+/// Writes an event back in SSE framing: its name, then its data line by line.
+fn write_event(out: &mut Vec<u8>, event: &SseEvent) {
+    if let Some(name) = &event.event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+    }
+    for line in event.data.split('\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out.push(b'\n');
 }
 
 #[derive(Debug)]
@@ -69,13 +106,12 @@ impl LiveStream {
     /// Translates one chunk into the sink; `Ok(true)` once the stream is complete: at the upstream's end of
     /// stream, or as soon as the provider's final event is in.
     fn feed(&mut self, chunk: &[u8], end_of_stream: bool, include_usage: bool) -> Result<bool, AiError> {
-        let (translator, sink) = (&mut self.translator, &mut self.sink);
-        self.parser.push_events(chunk, &mut |event| translator.on_event(event, sink))?;
+        let (translator, sink, client) = (&mut self.translator, &mut self.sink, &mut self.client);
+        self.parser.push_events(chunk, &mut |event| deliver(translator, sink, client, event))?;
         if !end_of_stream && !translator.ended() {
             return Ok(false);
         }
-        let (translator, sink) = (&mut self.translator, &mut self.sink);
-        self.parser.finish_events(&mut |event| translator.on_event(event, sink))?;
+        self.parser.finish_events(&mut |event| deliver(translator, sink, client, event))?;
         self.translator.finish(&mut self.sink)?;
         if let ClientStream::OpenAi = self.client {
             if include_usage {
@@ -98,18 +134,20 @@ impl LiveStream {
                 encoder.fail(error);
             }
             // Anthropic's own error event is already in the bytes passed on; anything else is added.
-            ClientStream::Native { tail } => {
-                if !matches!(error, AiError::Upstream { .. }) {
-                    let mut encoder = MessagesEncoder::new("", "");
-                    encoder.fail(error);
-                    *tail = encoder.take();
+            ClientStream::Native { out } => {
+                if let AiError::Upstream { .. } = error {
+                    // Anthropic's own error event: the one that failed the translator, passed on as it came.
+                    return;
                 }
+                let mut encoder = MessagesEncoder::new("", "");
+                encoder.fail(error);
+                out.extend(encoder.take());
             }
         }
     }
 
     /// The bytes the client gets for this upstream chunk.
-    fn output(&mut self, chunk: &[u8], finished: bool) -> Vec<u8> {
+    fn output(&mut self, finished: bool) -> Vec<u8> {
         match &mut self.client {
             ClientStream::OpenAi => self.sink.take(),
             ClientStream::Anthropic(encoder) => {
@@ -119,12 +157,10 @@ impl LiveStream {
                 }
                 encoder.take()
             }
-            ClientStream::Native { tail } => {
+            ClientStream::Native { out } => {
                 // What the translator wrote is OpenAI's shape, for nobody.
                 self.sink.bytes.clear();
-                let mut out = chunk.to_vec();
-                out.append(tail);
-                out
+                std::mem::take(out)
             }
         }
     }
@@ -157,7 +193,7 @@ impl Ai {
                 true
             }
         };
-        let out = live.output(chunk, finished);
+        let out = live.output(finished);
         if finished {
             let usage = live.translator.usage();
             forwarded.labels.usage(ports, &usage);

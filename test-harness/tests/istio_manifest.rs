@@ -98,6 +98,11 @@ fn envoy_filter_for_ai_routes_loads_in_envoy() {
     let patches = manifest["spec"]["configPatches"].as_array().unwrap();
     let extension = &patches.iter().find(|p| p["applyTo"] == "EXTENSION_CONFIG").unwrap()["patch"]["value"];
     let filter = &patches.iter().find(|p| p["applyTo"] == "HTTP_FILTER").unwrap()["patch"]["value"];
+    // Merged into the gateway's HTTP connection manager: validated below as part of it.
+    let hcm = &patches.iter().find(|p| p["applyTo"] == "NETWORK_FILTER").unwrap()["patch"];
+    assert_eq!(hcm["operation"], "MERGE");
+    let local_reply = hcm["value"]["typed_config"]["local_reply_config"].clone();
+    assert!(local_reply["mappers"][0]["body_format_override"]["json_format"]["error"].is_object());
     assert_eq!(
         filter["name"], extension["name"],
         "the HTTP filter must ask ECDS for the config the patch adds"
@@ -123,6 +128,7 @@ fn envoy_filter_for_ai_routes_loads_in_envoy() {
                     "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                         "stat_prefix": "gateway",
+                        "local_reply_config": local_reply,
                         "route_config": {"virtual_hosts": [{
                             "name": "all", "domains": ["*"],
                             "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "outbound|443||api.openai.com"}}]

@@ -141,9 +141,7 @@ def config_seeds():
             write("config", f"readme-{i}.json", block)
     for provider in PROVIDERS:
         folder = os.path.join(ROOT, "plugins/ai/tests/fixtures", provider)
-        # Bedrock's cases name their config config.json (their streams are binary; see its conformance.rs).
-        config = next(p for p in (os.path.join(folder, n) for n in ("provider.json", "config.json")) if os.path.exists(p))
-        ai = json.load(open(config))
+        ai = json.load(open(os.path.join(folder, "provider.json")))
         write("config", f"ai-{provider}.json", compact({"ai": ai}))
     write("config", "empty.json", b"")
     write("config", "broken-utf8.json", b'{"upstream_headers":{"set":{"x-a":"\xff"}}}')
@@ -222,7 +220,7 @@ def fixtures():
     for provider in PROVIDERS:
         for path in sorted(glob.glob(os.path.join(ROOT, "plugins/ai/tests/fixtures", provider, "*.json"))):
             name = os.path.basename(path)[:-5]
-            if name not in ("provider", "config"):
+            if name != "provider":
                 yield provider, name, json.load(open(path))
 
 
@@ -381,6 +379,57 @@ def prompt_seeds():
         write("prompt", f"structured-{i}", bytes([1]) + bytes(rng.getrandbits(8) for _ in range(160)))
 
 
+def messages_seeds():
+    """Anthropic-ingress requests (byte 0 even) and the OpenAI streams adapters write (byte 0 odd)."""
+    ingress = os.path.join(ROOT, "plugins/ai/tests/fixtures/anthropic_ingress")
+    for path in sorted(glob.glob(os.path.join(ingress, "*.json"))):
+        name = os.path.basename(path)[:-5]
+        if name != "provider":
+            write("messages", f"request-{name}", b"\x00" + compact(json.load(open(path))["request"]))
+    for provider, name, case in fixtures():
+        sse = case.get("upstream_response", {}).get("sse")
+        if sse and "chat.completion.chunk" in sse:
+            write("messages", f"stream-{provider}-{name}", b"\x03" + sse.encode())
+        body = case.get("expected_client", {}).get("body")
+        if isinstance(body, dict) and body.get("object") == "chat.completion":
+            write("messages", f"completion-{provider}-{name}", b"\x01" + compact(body))
+
+
+def varint(n):
+    out = b""
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out += bytes([byte | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def field(number, payload):
+    """A length-delimited protobuf field."""
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def callouts_seeds():
+    """Rate limit service answers (byte 0 even) and a prompt endpoint's provider answers (odd); byte 1: 200."""
+    # envoy.service.ratelimit.v3.RateLimitResponse: overall_code (1), statuses (2: code, current_limit
+    # {requests_per_unit, unit}, limit_remaining, duration_until_reset {seconds}).
+    def status(code, remaining):
+        limit = varint(1 << 3) + varint(5) + varint(2 << 3) + varint(2)
+        return varint(1 << 3) + varint(code) + field(2, limit) + varint(3 << 3) + varint(remaining) + field(4, varint(1 << 3) + varint(30))
+    write("callouts", "rls-ok", b"\x00\x01" + varint(1 << 3) + varint(1) + field(2, status(1, 4)))
+    write("callouts", "rls-over", b"\x00\x01" + varint(1 << 3) + varint(2) + field(2, status(2, 0)) + field(2, status(1, 3)))
+    write("callouts", "rls-empty", b"\x00\x01")
+    write("callouts", "rls-failed", b"\x00\x00")
+    answer = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+              "choices": [{"index": 0, "message": {"role": "assistant", "content": '{"label":"positive"}'},
+                           "finish_reason": "stop"}],
+              "usage": {"prompt_tokens": 9, "completion_tokens": 5, "total_tokens": 14}}
+    write("callouts", "prompt-ok", b"\x01\x01" + compact(answer))
+    answer["choices"][0]["message"]["content"] = "not json"
+    write("callouts", "prompt-bad-output", b"\x01\x01" + compact(answer))
+    write("callouts", "prompt-error", b"\x01\x04" + compact({"error": {"message": "overloaded", "type": "server_error"}}))
+
+
 if __name__ == "__main__":
     config_seeds()
     api_key_seeds()
@@ -388,4 +437,6 @@ if __name__ == "__main__":
     sse_seeds()
     bedrock_stream_seeds()
     translate_seeds()
+    messages_seeds()
+    callouts_seeds()
     prompt_seeds()

@@ -3,6 +3,7 @@
 //! `ConfigError` that names the JSON path of a bad setting. Owns no config section of its own.
 
 mod callout;
+mod civil;
 mod config_error;
 mod header_name;
 mod headers;
@@ -15,6 +16,7 @@ pub mod testing;
 mod verdict;
 
 pub use callout::{CallOutcome, Callout, GrpcCall, OutboundCall};
+pub use civil::{civil_from_days, days_from_civil};
 pub use config_error::{ConfigError, ConfigPath};
 pub use header_name::header_name;
 pub use headers::Headers;

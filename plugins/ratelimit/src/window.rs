@@ -2,6 +2,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use tollgate_core::{civil_from_days, days_from_civil};
+
 const DAY: u64 = 86_400;
 
 /// The length a limit is counted over.
@@ -83,46 +85,9 @@ pub fn ceil_secs(nanos: u64) -> u64 {
     nanos.div_ceil(NANOS_PER_SEC)
 }
 
-/// (year, month 1–12, day 1–31) of a day count since 1970-01-01, proleptic Gregorian, UTC.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // Shifted so that eras start on 0000-03-01 and the leap day falls at the end of a year.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Days since 1970-01-01 of a civil date (year ≥ 1970).
-fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = if month > 2 { month - 3 } else { month + 9 };
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe).saturating_sub(719_468)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates_round_trip() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        // 2024-02-29, a leap day.
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-        for days in [0, 59, 365, 11_016, 19_782, 20_000, 40_000] {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days);
-        }
-    }
 
     #[test]
     fn months_end_on_the_first_of_the_next() {

@@ -10,10 +10,15 @@ use crate::{Pipeline, Stream};
 const KEY: &str = "tg_test_key_alice";
 
 fn pipeline(rules: Value, host: &MemoryHost) -> Pipeline {
+    pipeline_with(json!({"rules": rules, "headers": true}), host)
+}
+
+/// Alice's key, one Anthropic provider, and this `ratelimit` section.
+fn pipeline_with(ratelimit: Value, host: &MemoryHost) -> Pipeline {
     use sha2::{Digest, Sha256};
     let config = json!({
         "auth": {"consumers": [{"name": "alice", "api_keys": [{"id": "k1", "sha256": hex::encode(Sha256::digest(KEY))}]}]},
-        "ratelimit": {"rules": rules, "headers": true},
+        "ratelimit": ratelimit,
         "ai": {
             "providers": [{"name": "claude", "kind": "anthropic", "cluster": "anthropic_cluster",
                            "api_key": "sk-ant-secret", "api_version": "2023-06-01"}],
@@ -179,20 +184,10 @@ fn a_bad_ratelimit_section_names_its_path() {
 /// whose head left before its usage was known, does not (the cost metric counts both).
 #[test]
 fn the_cost_header_prices_an_answer_read_whole() {
-    use sha2::{Digest, Sha256};
     let host = MemoryHost::default();
-    let config = json!({
-        "auth": {"consumers": [{"name": "alice", "api_keys": [{"id": "k1", "sha256": hex::encode(Sha256::digest(KEY))}]}]},
-        "ratelimit": {"cost_header": true, "currency": "USD",
-                      "prices": {"models": {"claude-sonnet": {"input": 3.0, "output": 15.0}}}},
-        "ai": {
-            "providers": [{"name": "claude", "kind": "anthropic", "cluster": "anthropic_cluster",
-                           "api_key": "sk-ant-secret", "api_version": "2023-06-01"}],
-            "models": [{"name": "claude-sonnet", "provider": "claude", "model": "claude-sonnet-4-5"}]
-        }
-    });
-    let pipeline = Pipeline::from_json(config.to_string().as_bytes()).unwrap();
-    pipeline.prepare(host.ports()).unwrap();
+    let ratelimit = json!({"cost_header": true, "currency": "USD",
+                           "prices": {"models": {"claude-sonnet": {"input": 3.0, "output": 15.0}}}});
+    let pipeline = pipeline_with(ratelimit, &host);
 
     let mut stream = send_chat(&pipeline, &host).unwrap();
     let json_head = ResponseHead::from_pairs([(":status", "200"), ("content-type", "application/json")]);

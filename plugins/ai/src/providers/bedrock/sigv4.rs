@@ -3,6 +3,7 @@
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+use tollgate_core::civil_from_days;
 
 /// Static AWS credentials and the region they sign for (`ai.providers[]` of kind `bedrock`).
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -163,21 +164,6 @@ pub(super) fn amz_date(unix_seconds: u64) -> String {
     let seconds = unix_seconds % 86_400;
     let (year, month, day) = civil_from_days(days);
     format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", seconds / 3600, seconds % 3600 / 60, seconds % 60)
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`, for days ≥ 0).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // Shifted so that eras of 400 years start on 0000-03-01; 719_468 days lie between that and 1970-01-01.
-    let z = days.saturating_add(719_468);
-    let era = z / 146_097;
-    let day_of_era = z % 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

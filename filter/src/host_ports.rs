@@ -20,6 +20,16 @@ pub struct HostPorts {
 }
 
 impl HostPorts {
+    /// Sets a gauge to `value` if that is more than it holds (one read, and a write when it is).
+    pub fn raise_gauge(&self, name: &str, value: u64) {
+        if let Some(id) = self.metric_id(MetricType::Gauge, name) {
+            if hostcalls::get_metric(id).is_ok_and(|current| current >= value) {
+                return;
+            }
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+
     /// The ports for one callback (the clock is read afresh on first use).
     pub fn ports(&self) -> Ports<'_> {
         self.now.set(None);
@@ -100,10 +110,11 @@ impl Metrics for HostPorts {
     }
 }
 
-/// Gauge: the VM's wasm linear memory in bytes (in Envoy `wasmcustom.tollgate_wasm_memory_bytes`). Envoy
-/// reports no memory figure for a wasm VM; this one is set when the memory has grown since the VM last set
-/// it, which (memory never shrinks) happens a handful of times in a VM's life. VMs share the gauge: it
-/// holds the figure of the VM that grew last, which with one VM per worker and all alike is the per-VM figure.
+/// Gauge: the largest wasm linear memory of the filter's VMs, in bytes (in Envoy
+/// `wasmcustom.tollgate_wasm_memory_bytes`). Envoy reports no memory figure for a wasm VM; a VM raises this one
+/// when its memory has grown past the figure the gauge holds, which (memory never shrinks) happens a handful
+/// of times in a VM's life. VMs share the gauge, so a VM catching up with a larger one leaves it alone. (Two
+/// VMs growing at the same instant may leave the smaller figure until one grows again.)
 pub const WASM_MEMORY_GAUGE: &str = "tollgate_wasm_memory_bytes";
 
 thread_local! {
@@ -118,6 +129,6 @@ pub fn publish_memory(ports: &HostPorts) {
     let bytes = 0usize;
     if bytes > PUBLISHED_MEMORY.get() {
         PUBLISHED_MEMORY.set(bytes);
-        ports.set_gauge(WASM_MEMORY_GAUGE, bytes as u64);
+        ports.raise_gauge(WASM_MEMORY_GAUGE, bytes as u64);
     }
 }

@@ -2,8 +2,8 @@
 //! or timed out) sits out `failover.cooldown_seconds`, and new requests for its models go to the model's next
 //! provider; a pooled key the provider refuses (401) or throttles (429) sits out as long, and the pool's
 //! other keys take its turns. Cooldowns live in Envoy's shared data, so every worker sees them at once:
-//! one key per provider or pooled key, holding the instant (nanoseconds since the epoch, little-endian) the
-//! cooldown ends.
+//! one key per provider or pooled key (`tollgate/v1/ai/cooldown/<provider>[/key/<n>]`), holding the instant
+//! (nanoseconds since the epoch, little-endian) the cooldown ends.
 //!
 //! A route without fallbacks and a provider with one key read nothing: the usual request makes no extra host
 //! call.
@@ -11,7 +11,7 @@
 use std::sync::atomic::Ordering;
 use std::time::UNIX_EPOCH;
 
-use tollgate_core::{Ports, SharedStore};
+use tollgate_core::{Ports, SharedStore, STORE_PREFIX};
 
 use super::metrics::{COOLDOWNS, FAILOVERS, KEY_COOLDOWNS};
 use super::{Ai, Forwarded};
@@ -27,11 +27,11 @@ pub(crate) struct Choice {
 }
 
 fn provider_key(name: &str) -> String {
-    format!("tollgate.ai.cooldown.{name}")
+    format!("{STORE_PREFIX}ai/cooldown/{name}")
 }
 
 fn pool_key(name: &str, key: usize) -> String {
-    format!("tollgate.ai.cooldown.{name}.key.{key}")
+    format!("{STORE_PREFIX}ai/cooldown/{name}/key/{key}")
 }
 
 /// When the cooldown under `key` ends, if one was ever set and can be read.

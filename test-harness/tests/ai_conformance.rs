@@ -137,7 +137,10 @@ fn run_case(vm: &mut Vm, ai: &Value, path: &Path) -> Result<(), String> {
     let case: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
     let request = client_request(&case);
     let upstream = &case["upstream_response"];
-    let frames = upstream.get("event_stream").and_then(Value::as_array).map(|frames| event_stream(frames));
+    let frames = upstream
+        .get("event_stream")
+        .and_then(Value::as_array)
+        .map(|frames| tollgate_ai::providers::event_stream_encode::frames(frames));
     let sse = upstream.get("sse").and_then(Value::as_str).map(|s| s.as_bytes().to_vec()).or(frames);
     let body: Vec<u8> = match (&sse, upstream.get("body")) {
         (Some(sse), _) => sse.clone(),
@@ -195,22 +198,6 @@ fn run_case(vm: &mut Vm, ai: &Value, path: &Path) -> Result<(), String> {
 
 /// AWS event-stream frames (`{"event": type, "data": payload}` or `{"exception": ...}`, optionally
 /// `"truncate": n` bytes off the end), encoded as Bedrock sends them.
-fn event_stream(frames: &[Value]) -> Vec<u8> {
-    use tollgate_ai::providers::event_stream_encode;
-    let mut bytes = Vec::new();
-    for frame in frames {
-        let data = frame["data"].to_string();
-        if let Some(kind) = frame["event"].as_str() {
-            bytes.extend(event_stream_encode::event(kind, &data));
-        } else if let Some(kind) = frame["exception"].as_str() {
-            bytes.extend(event_stream_encode::exception(kind, &data));
-        }
-        if let Some(n) = frame["truncate"].as_u64() {
-            bytes.truncate(bytes.len() - n as usize);
-        }
-    }
-    bytes
-}
 
 fn client_request(case: &Value) -> Request {
     let path = case.get("path").and_then(Value::as_str).unwrap_or("/v1/chat/completions");

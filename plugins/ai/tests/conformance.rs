@@ -199,19 +199,8 @@ fn upstream_stream(case: &Case) -> Vec<u8> {
     if let Some(text) = case.field("/upstream_response/sse").as_str() {
         return text.as_bytes().to_vec();
     }
-    let mut bytes = Vec::new();
-    for frame in case.field("/upstream_response/event_stream").as_array().into_iter().flatten() {
-        let data = frame["data"].to_string();
-        if let Some(kind) = frame["event"].as_str() {
-            bytes.extend(event_stream_encode::event(kind, &data));
-        } else if let Some(kind) = frame["exception"].as_str() {
-            bytes.extend(event_stream_encode::exception(kind, &data));
-        }
-        if let Some(n) = frame["truncate"].as_u64() {
-            bytes.truncate(bytes.len() - n as usize);
-        }
-    }
-    bytes
+    let frames = case.field("/upstream_response/event_stream");
+    event_stream_encode::frames(frames.as_array().map(Vec::as_slice).unwrap_or_default())
 }
 
 fn check_stream(ai: &Ai, case: &Case, host: &MemoryHost) -> AiStream {

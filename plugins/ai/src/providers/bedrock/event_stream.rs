@@ -252,4 +252,24 @@ pub mod encode {
         ];
         frame(&headers, payload.as_bytes())
     }
+
+    /// A stream written from a test fixture's frame list: each `{"event": kind, "data": {...}}` or
+    /// `{"exception": kind, "data": {...}}` becomes a frame, and `"truncate": n` cuts the last n bytes
+    /// written so far (a stream broken mid-frame).
+    pub fn frames(frames: &[serde_json::Value]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for spec in frames {
+            let data = spec.get("data").map(ToString::to_string).unwrap_or_default();
+            if let Some(kind) = spec.get("event").and_then(serde_json::Value::as_str) {
+                bytes.extend(event(kind, &data));
+            } else if let Some(kind) = spec.get("exception").and_then(serde_json::Value::as_str) {
+                bytes.extend(exception(kind, &data));
+            }
+            if let Some(cut) = spec.get("truncate").and_then(serde_json::Value::as_u64) {
+                let cut = usize::try_from(cut).unwrap_or(usize::MAX);
+                bytes.truncate(bytes.len().saturating_sub(cut));
+            }
+        }
+        bytes
+    }
 }

@@ -12,8 +12,8 @@
 #                        of bare Envoy, native filters, a trivial wasm filter, Tollgate (API key, JWT, AI path),
 #                        the issue-10 goal ratios, module size and linear memory (BENCH_SECONDS, BENCH_REPS;
 #                        also target/bench/envoy.json)
-#   ./build.sh fuzz [SECONDS]  cargo-fuzz (nightly) on every target in fuzz/fuzz_targets for SECONDS each (default
-#                        60), one at a time, from the seeds in fuzz/corpus/<target>: runs, corpus size and crashes per
+#   ./build.sh fuzz [SECONDS]  cargo-fuzz (nightly) on every target in fuzz/fuzz_targets (FUZZ_TARGETS="a b": those)
+#                        for SECONDS each (default 60), one at a time, from the seeds in fuzz/corpus/<target>: runs, corpus size and crashes per
 #                        target; fails on a crash, naming its input (FUZZ_KEEP_CORPUS=1 merges new inputs into the seeds)
 #   ./build.sh image     the module as an Istio Wasm image (compat variant: one layer holding plugin.wasm), tagged
 #                        tollgate-wasm:<version> (TOLLGATE_IMAGE overrides), saved to dist/tollgate-wasm-image.tar
@@ -286,6 +286,13 @@ cmd_fuzz() {
   local target targets=() rows=() crashed=() total=0
   mapfile -t targets < <(cargo +nightly fuzz list)
   [[ ${#targets[@]} -gt 0 ]] || die "cargo fuzz list found no targets"
+  if [[ -n "${FUZZ_TARGETS:-}" ]]; then
+    local wanted
+    for wanted in $FUZZ_TARGETS; do
+      printf '%s\n' "${targets[@]}" | grep -qx "$wanted" || die "FUZZ_TARGETS: no fuzz target $wanted"
+    done
+    read -r -a targets <<<"$FUZZ_TARGETS"
+  fi
   for target in "${targets[@]}"; do
     local bin="$dir/$host/release/$target" scratch="$dir/corpus/$target" seeds="$ROOT/fuzz/corpus/$target"
     local artifacts="$ROOT/fuzz/artifacts/$target/" out="$dir/logs/$target.log" rc=0

@@ -43,6 +43,8 @@ struct Settings {
     memory_requests: u64,
     /// Writes the upstream sends the 50 SSE events in.
     sse_writes: usize,
+    /// BENCH_ROWS: only these rows (ids, comma or space separated), for a quick comparison.
+    rows: Option<Vec<String>>,
 }
 
 impl Settings {
@@ -61,6 +63,9 @@ impl Settings {
             connections: u32::try_from(knob("BENCH_CONNECTIONS", 32)?.max(1))?,
             memory_requests: knob("BENCH_MEMORY_REQUESTS", 100_000)?.max(10_000),
             sse_writes: usize::try_from(knob("BENCH_SSE_WRITES", 1)?.clamp(1, rows::EVENTS as u64))?,
+            rows: std::env::var("BENCH_ROWS")
+                .ok()
+                .map(|ids| ids.split([',', ' ']).filter(|id| !id.is_empty()).map(str::to_string).collect()),
         })
     }
 }
@@ -85,7 +90,13 @@ fn main() -> anyhow::Result<()> {
     let credentials = Credentials::new()?;
     let ai = AiTraffic::new()?;
     let upstream = FastUpstream::start(ai.events.clone(), settings.sse_writes)?;
-    let rows = rows::rows(&credentials, &Modules { tollgate: &tollgate, trivial: &trivial }, &ai)?;
+    let mut rows = rows::rows(&credentials, &Modules { tollgate: &tollgate, trivial: &trivial }, &ai)?;
+    if let Some(wanted) = &settings.rows {
+        for id in wanted {
+            ensure!(rows.iter().any(|row| row.id == id), "BENCH_ROWS: no row {id}");
+        }
+        rows.retain(|row| wanted.iter().any(|id| id == row.id));
+    }
 
     let base = format!("http://{}", upstream.addr());
     let plain_request = rows.first().map(|row| row.request.clone()).context("no rows")?;
@@ -136,10 +147,15 @@ fn main() -> anyhow::Result<()> {
         FixedRate::new("half of AI-pass's saturated rps: the goal's rate", saturated("AI-pass") / 2.0),
         FixedRate::new("half of AI's own saturated rps, for reference", saturated("AI") / 2.0),
     ];
-    let pair = |kind: Kind| rows.iter().zip(&envoys).find(|(row, _)| row.kind == kind).context("no AI row");
-    let (pass_row, pass_envoy) = pair(Kind::AiPassThrough)?;
-    let (ai_row, ai_envoy) = pair(Kind::Ai)?;
-    for rate in &mut fixed {
+    let pair = |kind: Kind| rows.iter().zip(&envoys).find(|(row, _)| row.kind == kind);
+    let ai_pair = pair(Kind::AiPassThrough).zip(pair(Kind::Ai));
+    if ai_pair.is_none() {
+        eprintln!("bench: BENCH_ROWS leaves out an AI row: no fixed-rate runs");
+        fixed.clear();
+    }
+    for (rate, ((pass_row, pass_envoy), (ai_row, ai_envoy))) in
+        fixed.iter_mut().zip(std::iter::repeat(ai_pair).flatten())
+    {
         ensure!(rate.rate.is_finite() && rate.rate >= 1.0, "a fixed rate of {} rps", rate.rate);
         for rep in 1..=settings.reps {
             eprintln!("bench: the AI pair at {:.0} rps, repetition {rep} of {}", rate.rate, settings.reps);
@@ -165,10 +181,11 @@ fn main() -> anyhow::Result<()> {
         }
     }
     drop(envoys);
-    let memory = Memory {
-        readings: memory_run(&rows, &envoy_bin, &upstream, &tools, &settings, pinning)?,
-        after_bench,
+    let readings = match rows.iter().any(|row| row.id == "K") {
+        true => memory_run(&rows, &envoy_bin, &upstream, &tools, &settings, pinning)?,
+        false => Vec::new(),
     };
+    let memory = Memory { readings, after_bench };
 
     let context = report::Context {
         cores,
@@ -275,7 +292,7 @@ fn check(row: &Row, envoy: &BenchEnvoy, upstream: &FastUpstream) -> anyhow::Resu
         Kind::AiPassThrough => {
             ensure!(body.contains("event: message_start"), "not the Anthropic stream: {body}")
         }
-        Kind::Plain if matches!(row.id, "N-K" | "N-J" | "K" | "J") => {
+        Kind::Plain if matches!(row.id, "N-K" | "N-J" | "K0" | "K" | "J") => {
             let (status, _) = send(false)?;
             ensure!(matches!(status, 401 | 403), "a request without credentials got {status}");
         }

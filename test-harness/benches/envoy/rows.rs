@@ -111,6 +111,10 @@ fn key_config(credentials: &Credentials) -> Value {
     })
 }
 
+fn key_only_config(credentials: &Credentials) -> Value {
+    json!({"auth": {"consumers": [{"name": "alice", "api_keys": [credentials.api_key_entry]}]}})
+}
+
 fn jwt_config(credentials: &Credentials) -> Value {
     json!({
         "auth": {
@@ -173,6 +177,18 @@ pub fn rows(credentials: &Credentials, modules: &Modules, ai: &AiTraffic) -> any
             "T",
             "trivial wasm filter (reads one header)",
             vec![wasm_filter("trivial", modules.trivial, &json!({}))?],
+            Request::get(key_header),
+        ),
+        plain(
+            "P",
+            "Tollgate with an empty config (its floor)",
+            vec![wasm_filter("tollgate", modules.tollgate, &json!({}))?],
+            Request::get(key_header),
+        ),
+        plain(
+            "K0",
+            "Tollgate: API key, no limit",
+            vec![wasm_filter("tollgate", modules.tollgate, &key_only_config(credentials))?],
             Request::get(key_header),
         ),
         plain(

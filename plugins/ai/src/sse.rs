@@ -6,6 +6,8 @@
 //! UTF-8 at all are decoded lossily (U+FFFD) rather than failing the stream: the translators downstream read
 //! JSON, which then reports the damage with context.
 
+use std::borrow::Cow;
+
 use crate::AiError;
 
 /// One complete event as the upstream sent it.
@@ -121,10 +123,18 @@ impl SseParser {
                 break;
             };
             let (segment, rest) = bytes.split_at_checked(end).unwrap_or((bytes, &[]));
-            self.append(segment)?;
             self.after_cr = rest.first() == Some(&b'\r');
             bytes = rest.get(1..).unwrap_or_default();
-            if self.end_line() {
+            // A line that arrived whole is read where it lies; one that began in an earlier chunk is joined
+            // in the line buffer first.
+            let blank = if self.line.is_empty() {
+                self.make_room(segment.len())?;
+                self.handle_line(segment)
+            } else {
+                self.append(segment)?;
+                self.end_line()
+            };
+            if blank {
                 self.dispatch(&mut each)?;
             }
         }
@@ -161,7 +171,14 @@ impl SseParser {
     }
 
     fn append(&mut self, segment: &[u8]) -> Result<(), AiError> {
-        if self.held().saturating_add(segment.len()) > self.max_event_bytes {
+        self.make_room(segment.len())?;
+        self.line.extend_from_slice(segment);
+        Ok(())
+    }
+
+    /// Whether `more` bytes fit in the event in progress; when not, the event is dropped and it is an error.
+    fn make_room(&mut self, more: usize) -> Result<(), AiError> {
+        if self.held().saturating_add(more) > self.max_event_bytes {
             self.line = Vec::new();
             self.current = SseEvent::default();
             self.has_data = false;
@@ -171,7 +188,6 @@ impl SseParser {
                 status: 502,
             });
         }
-        self.line.extend_from_slice(segment);
         Ok(())
     }
 
@@ -186,7 +202,12 @@ impl SseParser {
     }
 
     fn handle_line(&mut self, raw: &[u8]) -> bool {
-        let mut line = String::from_utf8_lossy(raw);
+        // Valid UTF-8 (every real stream) is checked by the fast validator and borrowed; only a line that is
+        // not pays for the lossy repair.
+        let mut line = match std::str::from_utf8(raw) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
         if std::mem::take(&mut self.first_line) {
             if let Some(rest) = line.strip_prefix('\u{feff}') {
                 line = rest.to_string().into();

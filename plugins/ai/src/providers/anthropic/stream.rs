@@ -240,7 +240,7 @@ struct EventData<'a> {
     #[serde(rename = "type", borrow, default)]
     kind: Option<Cow<'a, str>>,
     #[serde(default)]
-    index: Option<Value>,
+    index: Option<BlockIndex>,
     #[serde(borrow, default)]
     delta: Option<EventDelta<'a>>,
     #[serde(default)]
@@ -271,6 +271,79 @@ struct EventDelta<'a> {
 fn block_index(data: &EventData<'_>) -> Result<u64, AiError> {
     data.index
         .as_ref()
-        .and_then(Value::as_u64)
+        .and_then(|index| index.0)
         .ok_or_else(|| AiError::BadUpstreamResponse("a content block event without an index".into()))
+}
+
+/// An event's `index`: a whole number, or nothing usable (a string, a fraction, an object...), which the events
+/// that need one report. Read without building a JSON value: every delta of a stream carries one.
+struct BlockIndex(Option<u64>);
+
+impl<'de> Deserialize<'de> for BlockIndex {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(BlockIndexVisitor)
+    }
+}
+
+struct BlockIndexVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BlockIndexVisitor {
+    type Value = BlockIndex;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a content block index")
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<BlockIndex, E> {
+        Ok(BlockIndex(Some(n)))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<BlockIndex, E> {
+        Ok(BlockIndex(u64::try_from(n).ok()))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<BlockIndex, E> {
+        Ok(BlockIndex(None))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<BlockIndex, E> {
+        Ok(BlockIndex(None))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<BlockIndex, E> {
+        Ok(BlockIndex(None))
+    }
+
+    fn visit_unit<E>(self) -> Result<BlockIndex, E> {
+        Ok(BlockIndex(None))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<BlockIndex, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(BlockIndex(None))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<BlockIndex, A::Error> {
+        while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+        Ok(BlockIndex(None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_is_a_whole_number_or_nothing_and_never_fails_the_event() {
+        let index = |json: &str| {
+            let data: EventData<'_> = serde_json::from_str(json).unwrap();
+            data.index.and_then(|i| i.0)
+        };
+        assert_eq!(index(r#"{"type":"content_block_delta","index":3}"#), Some(3));
+        assert_eq!(index(r#"{"index":0,"delta":{"type":"text_delta","text":"hi"}}"#), Some(0));
+        for odd in ["-1", "1.5", "\"2\"", "true", "null", "[1,[2]]", "{\"a\":{\"b\":1}}"] {
+            assert_eq!(index(&format!(r#"{{"index":{odd},"type":"ping"}}"#)), None, "{odd}");
+        }
+        assert_eq!(index(r#"{"type":"ping"}"#), None);
+    }
 }

@@ -196,9 +196,6 @@ fn run_case(vm: &mut Vm, ai: &Value, path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// AWS event-stream frames (`{"event": type, "data": payload}` or `{"exception": ...}`, optionally
-/// `"truncate": n` bytes off the end), encoded as Bedrock sends them.
-
 fn client_request(case: &Value) -> Request {
     let path = case.get("path").and_then(Value::as_str).unwrap_or("/v1/chat/completions");
     let method = case.get("method").and_then(Value::as_str).unwrap_or(if path == "/v1/models" {

@@ -26,12 +26,22 @@ impl Headers {
 
     /// The first value of `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        self.fields.iter().find(|f| self.is_named(f, name)).map(|f| self.value(f))
     }
 
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        self.fields.iter().filter(move |f| self.is_named(f, name)).map(|f| self.value(f))
+    }
+
+    /// Compares bytes: the names are ASCII in practice, and a lookup need not slice every value it passes.
+    fn is_named(&self, field: &Field, name: &str) -> bool {
+        let own = self.text.as_bytes().get(field.start..field.name_end).unwrap_or_default();
+        own.eq_ignore_ascii_case(name.as_bytes())
+    }
+
+    fn value(&self, field: &Field) -> &str {
+        self.text.get(field.value_start..field.end).unwrap_or("")
     }
 
     /// Whether `name` is present.
@@ -59,14 +69,16 @@ impl Headers {
 
     /// Removes every value of `name`. (Its text stays in the buffer until the headers are dropped.)
     pub fn remove(&mut self, name: &str) {
-        let text = &self.text;
-        self.fields.retain(|f| !field_name(text, f).eq_ignore_ascii_case(name));
+        let text = self.text.as_bytes();
+        self.fields.retain(|f| {
+            !text.get(f.start..f.name_end).unwrap_or_default().eq_ignore_ascii_case(name.as_bytes())
+        });
     }
 
     /// Drops the pseudo-headers (`:path`, `:status`, ...).
     pub(crate) fn retain_regular(&mut self) {
-        let text = &self.text;
-        self.fields.retain(|f| !field_name(text, f).starts_with(':'));
+        let text = self.text.as_bytes();
+        self.fields.retain(|f| text.get(f.start) != Some(&b':') || f.start == f.name_end);
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {

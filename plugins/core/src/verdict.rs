@@ -36,6 +36,11 @@ impl HeaderEdits {
 
     /// Adds another plugin's edits after these ones, so later plugins win.
     pub fn extend(&mut self, other: HeaderEdits) {
+        // The common case on the request path: nothing yet, so the other's vectors are taken as they are.
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
         self.remove.extend(other.remove);
         self.set.extend(other.set);
     }

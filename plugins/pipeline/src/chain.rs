@@ -116,7 +116,8 @@ impl Pipeline {
 
     /// Auth, then the request's way upstream. Runs again when a call the head waited for has answered.
     fn decide_head(&self, stream: &mut Stream, head: &RequestHead, ports: Ports<'_>) -> Verdict {
-        let mut edits = self.upstream_headers.edits().clone();
+        let configured = self.upstream_headers.edits();
+        let mut edits = if configured.is_empty() { HeaderEdits::default() } else { configured.clone() };
         if let Some(auth) = &self.auth {
             stream.route = Some(auth.route_of(head).to_string());
             match authentication::authenticate(auth, &mut stream.auth, head, ports) {

@@ -140,8 +140,26 @@ impl SlotRing {
         free.ok_or(SlotError::Full)
     }
 
+    /// The prefix and the slot number in decimal, written without the formatting machinery (this runs for
+    /// every limited request).
     fn key(&self, n: u32) -> String {
-        format!("{}{n}", self.prefix)
+        let mut key = String::with_capacity(self.prefix.len() + 10);
+        key.push_str(&self.prefix);
+        let mut digits = [0u8; 10];
+        let mut at = digits.len();
+        let mut rest = n;
+        loop {
+            at = at.saturating_sub(1);
+            if let Some(digit) = digits.get_mut(at) {
+                *digit = b'0' + (rest % 10) as u8;
+            }
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        key.extend(digits.iter().skip(at).map(|&d| char::from(d)));
+        key
     }
 }
 

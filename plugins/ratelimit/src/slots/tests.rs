@@ -123,3 +123,11 @@ fn identities_do_not_run_together() {
     assert_ne!(identity_hash(&["ab", "c"]), identity_hash(&["a", "bc"]));
     assert_eq!(identity_hash(&["x"]), identity_hash(&["x"]));
 }
+
+#[test]
+fn slot_keys_are_the_prefix_and_the_number_in_decimal() {
+    let ring = SlotRing::new("per-consumer", 4);
+    for n in [0, 7, 10, 99, 1_000, 4_294_967_295] {
+        assert_eq!(ring.key(n), format!("{}rl/per-consumer/{n}", tollgate_core::STORE_PREFIX));
+    }
+}

@@ -116,8 +116,7 @@ impl Pipeline {
 
     /// Auth, then the request's way upstream. Runs again when a call the head waited for has answered.
     fn decide_head(&self, stream: &mut Stream, head: &RequestHead, ports: Ports<'_>) -> Verdict {
-        let configured = self.upstream_headers.edits();
-        let mut edits = if configured.is_empty() { HeaderEdits::default() } else { configured.clone() };
+        let mut edits = self.upstream_headers.to_edits();
         if let Some(auth) = &self.auth {
             stream.route = Some(auth.route_of(head).to_string());
             match authentication::authenticate(auth, &mut stream.auth, head, ports) {
@@ -438,8 +437,8 @@ impl Pipeline {
         if stream.replied_locally {
             return Verdict::Continue(Default::default());
         }
-        let mut edits = self.response_headers.edits().clone();
-        edits.extend(stream.limits.response_headers.clone());
+        let mut edits = self.response_headers.to_edits();
+        edits.extend(std::mem::take(&mut stream.limits.response_headers));
         if self.trace.enabled && self.trace.trusts(self.consumer(stream)) {
             edits = edits.set(TRACE_HEADER, stream.trace.render());
         }

@@ -36,6 +36,15 @@ impl HeaderRules {
     pub fn edits(&self) -> &HeaderEdits {
         &self.edits
     }
+
+    /// The edits as a request's own, to add to: nothing to copy when none are configured (the usual case).
+    pub fn to_edits(&self) -> HeaderEdits {
+        if self.edits.is_empty() {
+            HeaderEdits::default()
+        } else {
+            self.edits.clone()
+        }
+    }
 }
 
 /// A field name the operator may have the filter write; see `tollgate_core::header_name`.

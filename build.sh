@@ -10,7 +10,7 @@
 #                        request (also target/bench/host_calls.json) and the goals' PASS/MISS; then real
 #                        Envoy (one worker on core 0, wrk/oha and the upstream on core 1): rps, p50/p99 and cost
 #                        of bare Envoy, native filters, a trivial wasm filter, Tollgate (API key, JWT, AI path),
-#                        the issue-10 goal ratios, module size and linear memory (BENCH_SECONDS, BENCH_REPS;
+#                        the issue-10 goal ratios, module size and linear memory (BENCH_SECONDS, BENCH_REPS, BENCH_ROWS;
 #                        also target/bench/envoy.json)
 #   ./build.sh fuzz [SECONDS]  cargo-fuzz (nightly) on every target in fuzz/fuzz_targets (FUZZ_TARGETS="a b": those)
 #                        for SECONDS each (default 60), one at a time, from the seeds in fuzz/corpus/<target>: runs, corpus size and crashes per

@@ -1,10 +1,12 @@
 //! `./build.sh bench`, the Envoy half (issue 10): requests per second and latency of a real Envoy with one
 //! worker pinned to core 0, the load generator and upstream on core 1, in one run: bare Envoy (A), native
-//! filters doing the nearest equivalent (N-K, N-J), a trivial wasm filter (T), Tollgate with an API key (K) or
-//! a cached ES256 JWT (J) and a local limit, and Tollgate's AI path next to the same traffic passed through.
-//! Prints the table with the goals' ratios and writes it as JSON to `target/bench/envoy.json`.
+//! filters doing the nearest equivalent (N-K, N-J), a trivial wasm filter (T; T+M adds four counter increments
+//! per request, the price of plain host calls), Tollgate with an empty config (P), an API key alone (K0), an API
+//! key (K) or a cached ES256 JWT (J) and a local limit, and Tollgate's AI path next to the same traffic passed
+//! through. Prints the table with the goals' ratios and writes it as JSON to `target/bench/envoy.json`.
 //!
-//! Knobs: BENCH_SECONDS (5) per run, BENCH_REPS (5) repetitions, BENCH_CONNECTIONS (32),
+//! Knobs: BENCH_ROWS (all): only these row ids, comma-separated, for a quick comparison (the fixed-rate part
+//! needs both AI rows, the memory part K). BENCH_SECONDS (5) per run, BENCH_REPS (5) repetitions, BENCH_CONNECTIONS (32),
 //! BENCH_MEMORY_REQUESTS (100000), BENCH_SSE_WRITES (1): the writes the upstream sends its 50 SSE events in
 //! (each event is its own HTTP chunk either way; 50 writes, one per event, costs the load core so much that it,
 //! not Envoy, bounds AI-pass). ENVOY_BIN, TOLLGATE_WASM and OHA_BIN pick the binaries.

@@ -33,10 +33,6 @@ impl HeaderRules {
         Ok(HeaderRules { edits })
     }
 
-    pub fn edits(&self) -> &HeaderEdits {
-        &self.edits
-    }
-
     /// The edits as a request's own, to add to: nothing to copy when none are configured (the usual case).
     pub fn to_edits(&self) -> HeaderEdits {
         if self.edits.is_empty() {
@@ -71,8 +67,8 @@ mod tests {
     #[test]
     fn names_are_lowercased_and_removals_come_first() {
         let rules = compile(r#"{"set":{"X-Tollgate":"on"},"remove":["X-Internal"]}"#).unwrap();
-        assert_eq!(rules.edits().set, [("x-tollgate".to_string(), "on".to_string())]);
-        assert_eq!(rules.edits().remove, ["x-internal"]);
+        assert_eq!(rules.to_edits().set, [("x-tollgate".to_string(), "on".to_string())]);
+        assert_eq!(rules.to_edits().remove, ["x-internal"]);
     }
 
     #[test]

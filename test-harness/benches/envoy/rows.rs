@@ -180,6 +180,12 @@ pub fn rows(credentials: &Credentials, modules: &Modules, ai: &AiTraffic) -> any
             Request::get(key_header),
         ),
         plain(
+            "T+M",
+            "trivial wasm filter + 4 counter increments",
+            vec![wasm_filter("trivial", modules.trivial, &json!(4))?],
+            Request::get(key_header),
+        ),
+        plain(
             "P",
             "Tollgate with an empty config (its floor)",
             vec![wasm_filter("tollgate", modules.tollgate, &json!({}))?],

@@ -1,14 +1,50 @@
 //! Benchmark fixture, not the product: a wasm HTTP filter that reads one request header (`x-api-key`) and
 //! continues. `cargo bench --bench envoy` loads it as row T, the cost of running any wasm filter in Envoy at
-//! all, against which Tollgate's own cost is compared. Owns no config section and takes no configuration.
+//! all, against which Tollgate's own cost is compared.
+//!
+//! Its configuration, when there is one, is a whole number N: each request then also makes N counter
+//! increments (row T+M), which prices one plain host call in Envoy beside the row without them.
 
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, LogLevel};
+use std::cell::Cell;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Warn);
-    proxy_wasm::set_http_context(|_, _| -> Box<dyn HttpContext> { Box::new(ReadOneHeader) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root) });
 }}
+
+thread_local! {
+    /// Increments per request, and the counter they go to (defined once per VM).
+    static INCREMENTS: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
+}
+
+struct Root;
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let text = self.get_plugin_configuration().unwrap_or_default();
+        let count = std::str::from_utf8(&text).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+        let id = match count {
+            0 => 0,
+            _ => hostcalls::define_metric(MetricType::Counter, "bench_trivial_increments").unwrap_or(0),
+        };
+        INCREMENTS.set((count, id));
+        true
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(ReadOneHeader))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
 
 struct ReadOneHeader;
 
@@ -18,6 +54,10 @@ impl HttpContext for ReadOneHeader {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
         // Read and dropped: the host call and the copy into the VM are the cost being measured.
         let _key = self.get_http_request_header("x-api-key");
+        let (count, id) = INCREMENTS.get();
+        for _ in 0..count {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
         Action::Continue
     }
 }

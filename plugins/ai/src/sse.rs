@@ -118,7 +118,7 @@ impl SseParser {
                 bytes = bytes.get(1..).unwrap_or_default();
                 continue;
             }
-            let Some(end) = bytes.iter().position(|b| *b == b'\n' || *b == b'\r') else {
+            let Some(end) = memchr::memchr2(b'\n', b'\r', bytes) else {
                 self.append(bytes)?;
                 break;
             };

@@ -330,3 +330,14 @@ pub struct FunctionCallDelta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arguments: Option<String>,
 }
+
+/// Where a message sits in a request, `messages[i]`, for naming a field the translation drops or rejects.
+/// It is written out only then (`format!("{path}.name")`): translating a request formats no path otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessagePath(pub usize);
+
+impl std::fmt::Display for MessagePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "messages[{}]", self.0)
+    }
+}

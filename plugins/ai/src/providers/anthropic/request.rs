@@ -3,7 +3,9 @@
 use serde_json::{json, Map, Value};
 
 use super::JSON_TOOL;
-use crate::chat::{ChatRequest, Content, ContentPart, ImageUrl, Message, ResponseFormat, Role, ToolChoice};
+use crate::chat::{
+    ChatRequest, Content, ContentPart, ImageUrl, Message, MessagePath, ResponseFormat, Role, ToolChoice,
+};
 use crate::AiError;
 
 /// Anthropic requires `max_tokens`; this is sent when neither the client nor the config gives a limit.
@@ -91,19 +93,19 @@ fn conversation(messages: &[Message], dropped: &mut Vec<String>) -> Result<(Stri
     let mut system: Vec<String> = Vec::new();
     let mut turns: Vec<Turn> = Vec::new();
     for (i, message) in messages.iter().enumerate() {
-        let path = format!("messages[{i}]");
-        note_message_extras(message, &path, dropped);
+        let path = &MessagePath(i);
+        note_message_extras(message, path, dropped);
         let (role, blocks) = match message.role {
             Role::System | Role::Developer => {
-                let text = system_text(message, &path, dropped);
+                let text = system_text(message, path, dropped);
                 if !text.is_empty() {
                     system.push(text);
                 }
                 continue;
             }
-            Role::User => ("user", content_blocks(message.content.as_ref(), &path, dropped)?),
-            Role::Assistant => ("assistant", assistant_blocks(message, &path, dropped)?),
-            Role::Tool | Role::Function => ("user", vec![tool_result(message, &path, dropped)?]),
+            Role::User => ("user", content_blocks(message.content.as_ref(), path, dropped)?),
+            Role::Assistant => ("assistant", assistant_blocks(message, path, dropped)?),
+            Role::Tool | Role::Function => ("user", vec![tool_result(message, path, dropped)?]),
         };
         if blocks.is_empty() {
             continue;
@@ -121,7 +123,7 @@ fn conversation(messages: &[Message], dropped: &mut Vec<String>) -> Result<(Stri
 }
 
 /// Message fields Anthropic has no place for: a participant `name` and other non-null extras.
-fn note_message_extras(message: &Message, path: &str, dropped: &mut Vec<String>) {
+fn note_message_extras(message: &Message, path: &MessagePath, dropped: &mut Vec<String>) {
     // A legacy function result's name identifies the function, which the tool_use id already does.
     if message.name.is_some() && !matches!(message.role, Role::Tool | Role::Function) {
         dropped.push(format!("{path}.name"));
@@ -134,7 +136,7 @@ fn note_message_extras(message: &Message, path: &str, dropped: &mut Vec<String>)
 }
 
 /// Anthropic's `system` is text only; other parts of a system message are reported as dropped.
-fn system_text(message: &Message, path: &str, dropped: &mut Vec<String>) -> String {
+fn system_text(message: &Message, path: &MessagePath, dropped: &mut Vec<String>) -> String {
     if let Some(Content::Parts(parts)) = &message.content {
         for (j, part) in parts.iter().enumerate() {
             if !matches!(part, ContentPart::Text { .. }) {
@@ -148,7 +150,7 @@ fn system_text(message: &Message, path: &str, dropped: &mut Vec<String>) -> Stri
 /// Text and image blocks; empty text is left out because Anthropic rejects empty text blocks.
 fn content_blocks(
     content: Option<&Content>,
-    path: &str,
+    path: &MessagePath,
     dropped: &mut Vec<String>,
 ) -> Result<Vec<Value>, AiError> {
     let parts = match content {
@@ -159,12 +161,13 @@ fn content_blocks(
     };
     let mut blocks = Vec::with_capacity(parts.len());
     for (j, part) in parts.iter().enumerate() {
-        let part_path = format!("{path}.content[{j}]");
         match part {
             ContentPart::Text { text } if text.is_empty() => {}
             ContentPart::Text { text } => blocks.push(json!({ "type": "text", "text": text })),
-            ContentPart::ImageUrl { image_url } => blocks.push(image_block(image_url, &part_path, dropped)?),
-            ContentPart::Other(_) => dropped.push(part_path),
+            ContentPart::ImageUrl { image_url } => {
+                blocks.push(image_block(image_url, &format!("{path}.content[{j}]"), dropped)?)
+            }
+            ContentPart::Other(_) => dropped.push(format!("{path}.content[{j}]")),
         }
     }
     Ok(blocks)
@@ -187,10 +190,14 @@ fn image_block(image: &ImageUrl, path: &str, dropped: &mut Vec<String>) -> Resul
     Ok(json!({ "type": "image", "source": source }))
 }
 
-fn assistant_blocks(message: &Message, path: &str, dropped: &mut Vec<String>) -> Result<Vec<Value>, AiError> {
+fn assistant_blocks(
+    message: &Message,
+    path: &MessagePath,
+    dropped: &mut Vec<String>,
+) -> Result<Vec<Value>, AiError> {
     let mut blocks = content_blocks(message.content.as_ref(), path, dropped)?;
     for (j, call) in message.tool_calls.iter().flatten().enumerate() {
-        let param = format!("{path}.tool_calls[{j}].function.arguments");
+        let param = || format!("{path}.tool_calls[{j}].function.arguments");
         blocks.push(json!({
             "type": "tool_use",
             "id": call.id,
@@ -203,18 +210,18 @@ fn assistant_blocks(message: &Message, path: &str, dropped: &mut Vec<String>) ->
 
 /// Anthropic takes a call's input as a JSON object where OpenAI carries JSON text. Some clients send `""`
 /// for a call without arguments; that is an empty object.
-fn tool_input(arguments: &str, param: String) -> Result<Value, AiError> {
+fn tool_input(arguments: &str, param: impl FnOnce() -> String) -> Result<Value, AiError> {
     if arguments.trim().is_empty() {
         return Ok(json!({}));
     }
     match serde_json::from_slice::<Value>(arguments.as_bytes()) {
         Ok(input @ Value::Object(_)) => Ok(input),
-        Ok(_) => Err(AiError::invalid(param, "tool call arguments must be a JSON object")),
-        Err(e) => Err(AiError::invalid(param, format!("tool call arguments are not valid JSON: {e}"))),
+        Ok(_) => Err(AiError::invalid(param(), "tool call arguments must be a JSON object")),
+        Err(e) => Err(AiError::invalid(param(), format!("tool call arguments are not valid JSON: {e}"))),
     }
 }
 
-fn tool_result(message: &Message, path: &str, dropped: &mut Vec<String>) -> Result<Value, AiError> {
+fn tool_result(message: &Message, path: &MessagePath, dropped: &mut Vec<String>) -> Result<Value, AiError> {
     let Some(id) = &message.tool_call_id else {
         return Err(AiError::invalid(
             format!("{path}.tool_call_id"),

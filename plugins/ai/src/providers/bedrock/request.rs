@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::chat::{ChatRequest, Content, ContentPart, Message, Role, ToolChoice};
+use crate::chat::{ChatRequest, Content, ContentPart, Message, MessagePath, Role, ToolChoice};
 use crate::AiError;
 
 /// The request body and the client fields left out of it: top-level names sorted, then nested paths in the
@@ -77,7 +77,7 @@ fn conversation(
     let mut turns: Vec<(&str, Vec<Value>)> = Vec::new();
     let mut has_tool_blocks = false;
     for (i, message) in messages.iter().enumerate() {
-        let path = format!("messages[{i}]");
+        let path = &MessagePath(i);
         if message.name.is_some() && !matches!(message.role, Role::Tool | Role::Function) {
             dropped.push(format!("{path}.name"));
         }
@@ -91,13 +91,13 @@ fn conversation(
             }
             Role::User => ("user", user_blocks(message.content.as_ref(), &path, dropped)?),
             Role::Assistant => {
-                let blocks = assistant_blocks(message, &path, dropped)?;
+                let blocks = assistant_blocks(message, path, dropped)?;
                 has_tool_blocks |= message.tool_calls.as_ref().is_some_and(|c| !c.is_empty());
                 ("assistant", blocks)
             }
             Role::Tool | Role::Function => {
                 has_tool_blocks = true;
-                ("user", vec![tool_result(message, &path, dropped)?])
+                ("user", vec![tool_result(message, path, dropped)?])
             }
         };
         // Converse refuses a message without content (an assistant turn with empty text, say).
@@ -122,7 +122,7 @@ fn conversation(
 
 /// Text blocks of a message whose other parts Converse cannot take there; empty text is skipped because
 /// Converse refuses a blank `text`.
-fn text_blocks(content: Option<&Content>, path: &str, dropped: &mut Vec<String>) -> Vec<Value> {
+fn text_blocks(content: Option<&Content>, path: &MessagePath, dropped: &mut Vec<String>) -> Vec<Value> {
     match content {
         None => Vec::new(),
         Some(Content::Text(text)) => text_block(text).into_iter().collect(),
@@ -148,7 +148,7 @@ fn text_block(text: &str) -> Option<Value> {
 /// an `https` image is dropped.
 fn user_blocks(
     content: Option<&Content>,
-    path: &str,
+    path: &MessagePath,
     dropped: &mut Vec<String>,
 ) -> Result<Vec<Value>, AiError> {
     let Some(Content::Parts(parts)) = content else {
@@ -197,7 +197,11 @@ fn image_format(media_type: &str) -> Option<&'static str> {
     }
 }
 
-fn assistant_blocks(message: &Message, path: &str, dropped: &mut Vec<String>) -> Result<Vec<Value>, AiError> {
+fn assistant_blocks(
+    message: &Message,
+    path: &MessagePath,
+    dropped: &mut Vec<String>,
+) -> Result<Vec<Value>, AiError> {
     let mut blocks = text_blocks(message.content.as_ref(), path, dropped);
     for (j, call) in message.tool_calls.iter().flatten().enumerate() {
         if call.kind != "function" {
@@ -226,7 +230,7 @@ fn arguments(text: &str) -> Option<Value> {
 }
 
 /// A tool result: a JSON object result goes as `json`, anything else as text.
-fn tool_result(message: &Message, path: &str, dropped: &mut Vec<String>) -> Result<Value, AiError> {
+fn tool_result(message: &Message, path: &MessagePath, dropped: &mut Vec<String>) -> Result<Value, AiError> {
     let id = message.tool_call_id.as_deref().or(match message.role {
         Role::Function => message.name.as_deref(),
         _ => None,

@@ -86,10 +86,10 @@ fn conversation(
         );
         let (role, blocks) = match message.role {
             Role::System | Role::Developer => {
-                system.extend(text_blocks(message.content.as_ref(), &path, dropped));
+                system.extend(text_blocks(message.content.as_ref(), path, dropped));
                 continue;
             }
-            Role::User => ("user", user_blocks(message.content.as_ref(), &path, dropped)?),
+            Role::User => ("user", user_blocks(message.content.as_ref(), path, dropped)?),
             Role::Assistant => {
                 let blocks = assistant_blocks(message, path, dropped)?;
                 has_tool_blocks |= message.tool_calls.as_ref().is_some_and(|c| !c.is_empty());

@@ -186,6 +186,18 @@ pub fn rows(credentials: &Credentials, modules: &Modules, ai: &AiTraffic) -> any
             Request::get(key_header),
         ),
         plain(
+            "T+H",
+            "trivial wasm filter + key removed, consumer header set",
+            vec![wasm_filter("trivial", modules.trivial, &json!("edits"))?],
+            Request::get(key_header),
+        ),
+        plain(
+            "T+S",
+            "trivial wasm filter + 16 SHA-256 digests of the key",
+            vec![wasm_filter("trivial", modules.trivial, &json!("sha256"))?],
+            Request::get(key_header),
+        ),
+        plain(
             "P",
             "Tollgate with an empty config (its floor)",
             vec![wasm_filter("tollgate", modules.tollgate, &json!({}))?],

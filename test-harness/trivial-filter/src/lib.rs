@@ -3,13 +3,17 @@
 //! all, against which Tollgate's own cost is compared.
 //!
 //! Its configuration, when there is one, is a whole number N: each request then also makes N counter
-//! increments (row T+M), which prices one plain host call in Envoy beside the row without them.
+//! increments (row T+M), which prices one plain host call in Envoy beside the row without them. The
+//! configuration `"edits"` makes it remove `x-api-key` and set `x-consumer` instead (row T+H), the two request
+//! header edits an API key's check makes; `"sha256"` makes it hash the key's value 16 times (row T+S), a
+//! measure of the guest's own compute in Envoy's V8 beside the harness's wasmtime.
 
 use std::cell::Cell;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
+use sha2::Digest;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Warn);
@@ -19,6 +23,10 @@ proxy_wasm::main! {{
 thread_local! {
     /// Increments per request, and the counter they go to (defined once per VM).
     static INCREMENTS: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
+    /// Whether each request's headers are edited as an API key's check edits them.
+    static EDITS: Cell<bool> = const { Cell::new(false) };
+    /// Whether each request's key is hashed (16 SHA-256 digests).
+    static HASHES: Cell<bool> = const { Cell::new(false) };
 }
 
 struct Root;
@@ -34,6 +42,8 @@ impl RootContext for Root {
             _ => hostcalls::define_metric(MetricType::Counter, "bench_trivial_increments").unwrap_or(0),
         };
         INCREMENTS.set((count, id));
+        EDITS.set(text.as_slice() == b"\"edits\"");
+        HASHES.set(text.as_slice() == b"\"sha256\"");
         true
     }
 
@@ -53,10 +63,23 @@ impl Context for ReadOneHeader {}
 impl HttpContext for ReadOneHeader {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
         // Read and dropped: the host call and the copy into the VM are the cost being measured.
-        let _key = self.get_http_request_header("x-api-key");
+        let key = self.get_http_request_header("x-api-key");
+        if HASHES.get() {
+            let mut digest = sha2::Sha256::digest(key.unwrap_or_default().as_bytes());
+            for _ in 1..16 {
+                digest = sha2::Sha256::digest(digest);
+            }
+            if digest.first() == Some(&0) {
+                let _ = hostcalls::increment_metric(INCREMENTS.get().1, 0);
+            }
+        }
         let (count, id) = INCREMENTS.get();
         for _ in 0..count {
             let _ = hostcalls::increment_metric(id, 1);
+        }
+        if EDITS.get() {
+            self.set_http_request_header("x-api-key", None);
+            self.set_http_request_header("x-consumer", Some("alice"));
         }
         Action::Continue
     }

@@ -1,7 +1,7 @@
 //! `./build.sh bench`, the Envoy half (issue 10): requests per second and latency of a real Envoy with one
 //! worker pinned to core 0, the load generator and upstream on core 1, in one run: bare Envoy (A), native
 //! filters doing the nearest equivalent (N-K, N-J), a trivial wasm filter (T; T+M adds four counter increments
-//! per request, the price of plain host calls), Tollgate with an empty config (P), an API key alone (K0), an API
+//! per request, T+H an API key's two header edits, T+S 16 SHA-256 digests), Tollgate with an empty config (P), an API key alone (K0), an API
 //! key (K) or a cached ES256 JWT (J) and a local limit, and Tollgate's AI path next to the same traffic passed
 //! through. Prints the table with the goals' ratios and writes it as JSON to `target/bench/envoy.json`.
 //!

@@ -1,9 +1,10 @@
 //! `./build.sh bench`, the Envoy half (issue 10): requests per second and latency of a real Envoy with one
 //! worker pinned to core 0, the load generator and upstream on core 1, in one run: bare Envoy (A), native
 //! filters doing the nearest equivalent (N-K, N-J), a trivial wasm filter (T; T+M adds four counter increments
-//! per request, T+H an API key's two header edits, T+S 16 SHA-256 digests), Tollgate with an empty config (P), an API key alone (K0), an API
-//! key (K) or a cached ES256 JWT (J) and a local limit, and Tollgate's AI path next to the same traffic passed
-//! through. Prints the table with the goals' ratios and writes it as JSON to `target/bench/envoy.json`.
+//! per request, T+H an API key's two header edits, T+S 16 SHA-256 digests, T+K every host call K makes),
+//! Tollgate with an empty config (P), an API key alone (K0), an API key (K) or a cached ES256 JWT (J) and a
+//! local limit, and Tollgate's AI path next to the same traffic passed through. Prints the table with the
+//! goals' ratios and writes it as JSON to `target/bench/envoy.json`.
 //!
 //! Knobs: BENCH_ROWS (all): only these row ids, comma-separated, for a quick comparison (the fixed-rate part
 //! needs both AI rows, the memory part K). BENCH_SECONDS (5) per run, BENCH_REPS (5) repetitions, BENCH_CONNECTIONS (32),

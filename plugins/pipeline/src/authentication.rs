@@ -35,8 +35,9 @@ pub enum AuthStep {
 
 pub fn authenticate(auth: &Auth, state: &mut AuthState, head: &RequestHead, ports: Ports<'_>) -> AuthStep {
     match auth.authenticate_from(head, state.source_address.as_deref(), ports) {
-        AuthDecision::Allow(authorized) => {
-            let edits = authorized.edits.clone();
+        AuthDecision::Allow(mut authorized) => {
+            // Later steps read who the caller is, never these edits: they go to the request as they are.
+            let edits = std::mem::take(&mut authorized.edits);
             state.authorized = Some(authorized);
             AuthStep::Allow(edits)
         }

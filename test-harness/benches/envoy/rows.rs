@@ -198,6 +198,12 @@ pub fn rows(credentials: &Credentials, modules: &Modules, ai: &AiTraffic) -> any
             Request::get(key_header),
         ),
         plain(
+            "T+K",
+            "trivial wasm filter + K's host calls and digest",
+            vec![wasm_filter("trivial", modules.trivial, &json!("k_calls"))?],
+            Request::get(key_header),
+        ),
+        plain(
             "P",
             "Tollgate with an empty config (its floor)",
             vec![wasm_filter("tollgate", modules.tollgate, &json!({}))?],

@@ -6,7 +6,10 @@
 //! increments (row T+M), which prices one plain host call in Envoy beside the row without them. The
 //! configuration `"edits"` makes it remove `x-api-key` and set `x-consumer` instead (row T+H), the two request
 //! header edits an API key's check makes; `"sha256"` makes it hash the key's value 16 times (row T+S), a
-//! measure of the guest's own compute in Envoy's V8 beside the harness's wasmtime.
+//! measure of the guest's own compute in Envoy's V8 beside the harness's wasmtime. `"k_calls"` makes the host
+//! calls Tollgate's API key + local limit makes per request (row T+K: the whole header map, two clock reads, a
+//! shared-data read and compare-and-swap write, four counter increments, the two header edits) and one digest,
+//! with none of Tollgate's logic: what K would cost if its own code were free.
 
 use std::cell::Cell;
 
@@ -30,6 +33,8 @@ enum Extra {
     Edits,
     /// 16 SHA-256 digests of the key (row T+S).
     Hashes,
+    /// K's host calls and one digest, counter id (row T+K).
+    KCalls(u32),
 }
 
 thread_local! {
@@ -47,6 +52,9 @@ impl RootContext for Root {
         let extra = match text.as_slice() {
             b"\"edits\"" => Extra::Edits,
             b"\"sha256\"" => Extra::Hashes,
+            b"\"k_calls\"" => Extra::KCalls(
+                hostcalls::define_metric(MetricType::Counter, "bench_trivial_increments").unwrap_or(0),
+            ),
             _ if count > 0 => Extra::Increments(
                 count,
                 hostcalls::define_metric(MetricType::Counter, "bench_trivial_increments").unwrap_or(0),
@@ -91,6 +99,25 @@ impl HttpContext for ReadOneHeader {
                     digest = sha2::Sha256::digest(digest);
                 }
                 std::hint::black_box(digest);
+            }
+            Extra::KCalls(id) => {
+                let headers = self.get_http_request_headers();
+                let _ = self.get_current_time();
+                std::hint::black_box(sha2::Sha256::digest(key.unwrap_or_default().as_bytes()));
+                if let Ok((value, cas)) = hostcalls::get_shared_data("bench_trivial_slot") {
+                    let _ = self.get_current_time();
+                    let _ = hostcalls::set_shared_data(
+                        "bench_trivial_slot",
+                        Some(&value.unwrap_or_default()),
+                        cas,
+                    );
+                }
+                for _ in 0..4 {
+                    let _ = hostcalls::increment_metric(id, 1);
+                }
+                self.set_http_request_header("x-api-key", None);
+                self.set_http_request_header("x-consumer", Some("alice"));
+                std::hint::black_box(headers);
             }
         }
         Action::Continue

@@ -271,7 +271,7 @@ ensure_cargo_fuzz() {
 # The fuzz targets (fuzz/, its own workspace) are built once, then each binary runs for SECONDS with the committed
 # seeds read-only: new inputs go to a scratch corpus under the target dir (kept between runs, so a second run goes
 # on from the first), and with FUZZ_KEEP_CORPUS=1 those that add coverage are merged into fuzz/corpus/<target>
-# (often thousands of files: the committed seeds are kept under about 2 MB, so prune before committing a merge).
+# (often thousands of files: set-cover merge them before committing, `-merge=1` into an empty directory).
 # No sanitizer: the plugins forbid unsafe code, and what is looked for is a panic (which would kill the wasm VM),
 # an arithmetic overflow (debug assertions are on) or a hang; ASan would halve the executions for nothing.
 cmd_fuzz() {

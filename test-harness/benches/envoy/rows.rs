@@ -204,6 +204,12 @@ pub fn rows(credentials: &Credentials, modules: &Modules, ai: &AiTraffic) -> any
             Request::get(key_header),
         ),
         plain(
+            "T+K5",
+            "trivial wasm filter + the five host calls K needs",
+            vec![wasm_filter("trivial", modules.trivial, &json!("k_essential"))?],
+            Request::get(key_header),
+        ),
+        plain(
             "P",
             "Tollgate with an empty config (its floor)",
             vec![wasm_filter("tollgate", modules.tollgate, &json!({}))?],

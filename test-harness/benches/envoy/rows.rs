@@ -159,6 +159,10 @@ pub fn rows(credentials: &Credentials, modules: &Modules, ai: &AiTraffic) -> any
         route: TO_UPSTREAM,
         request,
     };
+    // A GET with the API key through one wasm filter: the trivial filter's rows and Tollgate's K rows.
+    let keyed = |id, what, name, module, config: Value| -> anyhow::Result<Row> {
+        Ok(plain(id, what, vec![wasm_filter(name, module, &config)?], Request::get(key_header)))
+    };
     Ok(vec![
         plain("A", "bare Envoy, GET to the upstream", vec![], Request::get(key_header)),
         plain(
@@ -173,60 +177,45 @@ pub fn rows(credentials: &Credentials, modules: &Modules, ai: &AiTraffic) -> any
             vec![jwt_authn, limit],
             Request::get(jwt_header),
         ),
-        plain(
-            "T",
-            "trivial wasm filter (reads one header)",
-            vec![wasm_filter("trivial", modules.trivial, &json!({}))?],
-            Request::get(key_header),
-        ),
-        plain(
-            "T+M",
-            "trivial wasm filter + 4 counter increments",
-            vec![wasm_filter("trivial", modules.trivial, &json!(4))?],
-            Request::get(key_header),
-        ),
-        plain(
+        keyed("T", "trivial wasm filter (reads one header)", "trivial", modules.trivial, json!({}))?,
+        keyed("T+M", "trivial wasm filter + 4 counter increments", "trivial", modules.trivial, json!(4))?,
+        keyed(
             "T+H",
             "trivial wasm filter + key removed, consumer header set",
-            vec![wasm_filter("trivial", modules.trivial, &json!("edits"))?],
-            Request::get(key_header),
-        ),
-        plain(
+            "trivial",
+            modules.trivial,
+            json!("edits"),
+        )?,
+        keyed(
             "T+S",
             "trivial wasm filter + 16 SHA-256 digests of the key",
-            vec![wasm_filter("trivial", modules.trivial, &json!("sha256"))?],
-            Request::get(key_header),
-        ),
-        plain(
+            "trivial",
+            modules.trivial,
+            json!("sha256"),
+        )?,
+        keyed(
             "T+K",
             "trivial wasm filter + K's host calls and digest",
-            vec![wasm_filter("trivial", modules.trivial, &json!("k_calls"))?],
-            Request::get(key_header),
-        ),
-        plain(
+            "trivial",
+            modules.trivial,
+            json!("k_calls"),
+        )?,
+        keyed(
             "T+K5",
             "trivial wasm filter + the five host calls K needs",
-            vec![wasm_filter("trivial", modules.trivial, &json!("k_essential"))?],
-            Request::get(key_header),
-        ),
-        plain(
-            "P",
-            "Tollgate with an empty config (its floor)",
-            vec![wasm_filter("tollgate", modules.tollgate, &json!({}))?],
-            Request::get(key_header),
-        ),
-        plain(
+            "trivial",
+            modules.trivial,
+            json!("k_essential"),
+        )?,
+        keyed("P", "Tollgate with an empty config (its floor)", "tollgate", modules.tollgate, json!({}))?,
+        keyed(
             "K0",
             "Tollgate: API key, no limit",
-            vec![wasm_filter("tollgate", modules.tollgate, &key_only_config(credentials))?],
-            Request::get(key_header),
-        ),
-        plain(
-            "K",
-            "Tollgate: API key + local limit",
-            vec![wasm_filter("tollgate", modules.tollgate, &key_config(credentials))?],
-            Request::get(key_header),
-        ),
+            "tollgate",
+            modules.tollgate,
+            key_only_config(credentials),
+        )?,
+        keyed("K", "Tollgate: API key + local limit", "tollgate", modules.tollgate, key_config(credentials))?,
         plain(
             "J",
             "Tollgate: ES256 JWT (cached) + local limit",

@@ -242,16 +242,7 @@ fn anthropic_reply(body: &Value) -> Reply {
 }
 
 fn response(reply: Reply) -> anyhow::Result<Response> {
-    let with_headers = |status, headers: Vec<(String, String)>| {
-        headers.iter().fold(Response::status(status), |r, (k, v)| r.header(k, v))
-    };
-    match reply {
-        Reply::Fixed { status, headers, body } => Ok(with_headers(status, headers).body(body)),
-        Reply::Stream { status, headers, chunks } => {
-            Ok(with_headers(status, headers).body_chunks(chunks.into_iter().map(|c| c.data)))
-        }
-        Reply::Echo => anyhow::bail!("the Anthropic mock echoed instead of answering"),
-    }
+    reply.to_host_response().ok_or_else(|| anyhow::anyhow!("the Anthropic mock echoed instead of answering"))
 }
 
 /// A fixed P-256 key signing ES256 tokens, and its public JWK.

@@ -28,6 +28,12 @@ impl Vm {
         Ok(Stream { vm: self, ctx, request })
     }
 
+    /// Takes up again a stream opened earlier with [`Vm::stream`] (its context `ctx`, its `request`), so a
+    /// test can keep several streams open at once and advance them in any order.
+    pub fn resume_stream(&mut self, ctx: u32, request: Request) -> Stream<'_> {
+        Stream { vm: self, ctx, request }
+    }
+
     fn open_stream(&mut self, request: &Request) -> HostResult<u32> {
         let state = self.store.data_mut();
         let ctx = state.next_context_id;

@@ -55,4 +55,19 @@ impl Reply {
             chunks: events.into_iter().map(|(delay, data)| Chunk { delay, data: data.into() }).collect(),
         }
     }
+
+    /// The same answer for the wasmtime host to play to a filter (a stream's chunks become body chunks;
+    /// delays are dropped). `None` for [`Reply::Echo`], which needs the request it describes.
+    pub fn to_host_response(&self) -> Option<crate::host::Response> {
+        let with_headers = |status: u16, headers: &[(String, String)]| {
+            headers.iter().fold(crate::host::Response::status(status), |r, (k, v)| r.header(k, v))
+        };
+        match self {
+            Reply::Echo => None,
+            Reply::Fixed { status, headers, body } => Some(with_headers(*status, headers).body(body)),
+            Reply::Stream { status, headers, chunks } => {
+                Some(with_headers(*status, headers).body_chunks(chunks.iter().map(|c| c.data.as_slice())))
+            }
+        }
+    }
 }

@@ -5,6 +5,11 @@
 //! issue 10's goals against criterion's medians.
 //!
 //! `cargo bench -p tollgate-harness --bench micro [-- FILTER]`; criterion's own options apply.
+//!
+//! `TOLLGATE_WASM_INSTRUCTIONS=1` counts instead of timing: no criterion runs (counting slows the guest),
+//! and the table gains the wasm instructions each workload runs per request, a figure as repeatable on a
+//! busy machine as on a quiet one (for comparing a change before and after; the time it stands for is the
+//! timed run's).
 
 #[path = "micro/report.rs"]
 mod report;
@@ -138,8 +143,11 @@ fn main() -> anyhow::Result<()> {
         .sample_size(50)
         .without_plots()
         .configure_from_args();
-    run_benchmarks(&mut criterion, &mut workloads)?;
-    criterion.final_summary();
+    let counting = tollgate_harness::host::counts_instructions();
+    if !counting {
+        run_benchmarks(&mut criterion, &mut workloads)?;
+        criterion.final_summary();
+    }
 
     let requests = if measuring() { PROFILE_REQUESTS } else { 2 };
     let profiles = report::collect(&mut workloads, requests)?;
@@ -150,6 +158,8 @@ fn main() -> anyhow::Result<()> {
     }
     std::fs::write(&json_path, serde_json::to_string_pretty(&report::to_json(&profiles))?)?;
     println!("\n(written to {})", json_path.display());
-    print!("{}", report::goals(started));
+    if !counting {
+        print!("{}", report::goals(started));
+    }
     Ok(())
 }

@@ -206,10 +206,20 @@ fn engine() -> HostResult<Engine> {
             if std::env::var_os("TOLLGATE_WASM_PERFMAP").is_some() {
                 config.profiler(wasmtime::ProfilingStrategy::PerfMap);
             }
+            // Counting the guest's instructions (wasmtime's fuel: about one unit per wasm instruction) gives
+            // a figure no other process on the machine can move; it slows the guest, so it is asked for.
+            config.consume_fuel(counts_instructions());
             Engine::new(&config).map_err(|e| format!("{e:?}"))
         })
         .clone()
         .map_err(HostError::Instantiate)
+}
+
+/// Whether VMs count the wasm instructions their guest runs (`TOLLGATE_WASM_INSTRUCTIONS=1`): see
+/// [`GuestProfile`]'s `instructions`. One engine serves the process, so this holds for every VM in it.
+pub fn counts_instructions() -> bool {
+    static COUNTS: OnceLock<bool> = OnceLock::new();
+    *COUNTS.get_or_init(|| std::env::var_os("TOLLGATE_WASM_INSTRUCTIONS").is_some_and(|v| v == "1"))
 }
 
 type ModuleKey = (PathBuf, u64, Option<SystemTime>);

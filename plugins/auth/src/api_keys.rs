@@ -127,7 +127,7 @@ impl ApiKeys {
         let Some(key) = self.by_digest.get(&digest) else {
             return KeyCheck::Unknown;
         };
-        if !bool::from(key.digest.ct_eq(&digest)) {
+        if !bool::from(words(&key.digest)[..].ct_eq(&words(&digest)[..])) {
             return KeyCheck::Unknown;
         }
         match key.expires_at {
@@ -135,6 +135,16 @@ impl ApiKeys {
             _ => KeyCheck::Valid(key),
         }
     }
+}
+
+/// A digest as four words, for a constant-time comparison that takes four steps rather than 32 (`subtle`
+/// puts an optimisation barrier, a call in wasm, after each step).
+fn words(digest: &[u8; 32]) -> [u64; 4] {
+    let mut words = [0u64; 4];
+    for (word, bytes) in words.iter_mut().zip(digest.chunks_exact(8)) {
+        *word = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+    }
+    words
 }
 
 /// SHA-256 of a key as presented.

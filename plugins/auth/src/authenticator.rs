@@ -9,7 +9,7 @@ use crate::error::AuthError;
 use crate::issuers::JwtIssuers;
 use crate::jwt::{JwksFetch, JwtProviders, JwtVerdict, VerifiedToken};
 use crate::metrics;
-use crate::routes::{canonical_path, Require, Route, Routes};
+use crate::routes::{canonical_path, Require, Route, RouteId, Routes};
 use crate::sources::{looks_like_jwt, CredentialStrip, Sources};
 
 /// The compiled `auth` section: built once per configuration, shared by every stream of a worker.
@@ -144,10 +144,15 @@ impl Auth {
         decision
     }
 
-    /// The `path_prefix` of the auth route this request meets (`/` when none matches): operator-written, so a
-    /// bounded label for per-route metrics.
-    pub fn route_of(&self, head: &RequestHead) -> &str {
-        self.routes.prefix_for(&head.method, &canonical_path(head.path_only()))
+    /// The auth route this request meets, for [`Auth::route_prefix`].
+    pub fn route_of(&self, head: &RequestHead) -> RouteId {
+        self.routes.id_for(&head.method, &canonical_path(head.path_only()))
+    }
+
+    /// A route's `path_prefix` (`/` for requests no route matches): operator-written, so a bounded label for
+    /// per-route metrics.
+    pub fn route_prefix(&self, route: RouteId) -> &str {
+        self.routes.prefix_of(route)
     }
 
     /// Whether some route's IP rules read Envoy's peer address, which the caller must then pass in.

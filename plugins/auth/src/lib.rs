@@ -30,5 +30,5 @@ pub use error::AuthError;
 pub use keygen::keygen;
 pub use keygen::{GeneratedKey, KEY_PREFIX};
 pub use reasons::REASONS;
-pub use routes::{RawRoute, Require};
+pub use routes::{RawRoute, Require, RouteId};
 pub use sources::RawCredentialSource;

@@ -197,6 +197,11 @@ pub fn check_known(
     }
 }
 
+/// One of the route rules (or the fallback) by its place in the configuration: what a stream keeps to name
+/// its route in metrics without copying the prefix.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteId(Option<usize>);
+
 /// The route rules in order, first match wins, and the rule for everything else.
 #[derive(Debug, Clone)]
 pub struct Routes {
@@ -214,9 +219,15 @@ impl Routes {
         self.rules.iter().find(|r| r.matches(method, path)).unwrap_or(&self.fallback)
     }
 
-    /// The path prefix of the rule a request meets (`/` for the fallback): a bounded label for metrics.
-    pub fn prefix_for(&self, method: &str, path: &str) -> &str {
-        &self.find(method, path).prefix
+    /// Which rule a request meets, as a small handle for [`Routes::prefix_of`].
+    pub fn id_for(&self, method: &str, path: &str) -> RouteId {
+        RouteId(self.rules.iter().position(|r| r.matches(method, path)))
+    }
+
+    /// The path prefix of a rule (`/` for the fallback): a bounded label for metrics.
+    pub fn prefix_of(&self, id: RouteId) -> &str {
+        let route = id.0.and_then(|i| self.rules.get(i)).unwrap_or(&self.fallback);
+        &route.prefix
     }
 
     pub fn have_ip_rules(&self) -> bool {

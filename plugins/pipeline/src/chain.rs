@@ -6,7 +6,7 @@ use tollgate_ratelimit::RateLimits;
 use tollgate_ai::chat::ChatRequest;
 use tollgate_ai::messages::{self, to_anthropic_reply};
 use tollgate_ai::{Ai, AiBody, AiHead, AiRequest, AiResponseHead, AiStream, Usage};
-use tollgate_auth::Auth;
+use tollgate_auth::{Auth, RouteId};
 use tollgate_prompt::PromptConfig;
 
 use crate::ai_step;
@@ -82,8 +82,8 @@ pub struct Stream {
     held_body: Option<(HeaderEdits, Vec<u8>)>,
     /// What each step decided, when tracing is on.
     trace: Trace,
-    /// The auth route the request met (its `path_prefix`), for per-route denial metrics.
-    route: Option<String>,
+    /// The auth route the request met, for per-route denial metrics.
+    route: Option<RouteId>,
     /// A request to a prompt endpoint, which the filter sends to the provider itself.
     prompt: Option<PromptState>,
     /// The path of a chat request that prompt decorators apply to.
@@ -118,7 +118,7 @@ impl Pipeline {
     fn decide_head(&self, stream: &mut Stream, head: &RequestHead, ports: Ports<'_>) -> Verdict {
         let mut edits = self.upstream_headers.to_edits();
         if let Some(auth) = &self.auth {
-            stream.route = Some(auth.route_of(head).to_string());
+            stream.route = Some(auth.route_of(head));
             match authentication::authenticate(auth, &mut stream.auth, head, ports) {
                 // Auth's edits come last: operator config cannot undo credential stripping or re-add a
                 // client's consumer header.
@@ -220,7 +220,8 @@ impl Pipeline {
         stream.replied_locally = true;
         let consumer = self.consumer(stream).map(|c| c.name.as_str());
         if let Some(code) = reply.reason() {
-            ports.metrics.increment(&denial_metric(code, stream.route.as_deref(), consumer), 1);
+            let route = self.auth.as_ref().zip(stream.route).map(|(auth, id)| auth.route_prefix(id));
+            ports.metrics.increment(&denial_metric(code, route, consumer), 1);
         }
         // A reply without a reason is an answer, not a refusal (the gateway's model list, a configured reply).
         let outcome = match reply.reason() {

@@ -20,10 +20,11 @@ pub enum Decision {
     Limit { error: RateLimitError, reply: LocalReply },
 }
 
-/// The state of one request rule after this request, for the header fields.
+/// The state of one request rule after this request, for the header fields (the rule's name borrowed from
+/// the configuration: most requests are admitted without headers, and the status is then dropped unread).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QuotaStatus {
-    pub rule: String,
+pub struct QuotaStatus<'r> {
+    pub rule: &'r str,
     pub quota: u64,
     pub window_secs: u64,
     pub remaining: u64,
@@ -31,7 +32,7 @@ pub struct QuotaStatus {
 }
 
 /// `RateLimit-Policy` and `RateLimit` for the given rules; none when the list is empty.
-pub fn header_fields(statuses: &[QuotaStatus]) -> Vec<(String, String)> {
+pub fn header_fields(statuses: &[QuotaStatus<'_>]) -> Vec<(String, String)> {
     if statuses.is_empty() {
         return Vec::new();
     }
@@ -43,7 +44,7 @@ pub fn header_fields(statuses: &[QuotaStatus]) -> Vec<(String, String)> {
 }
 
 /// The header fields as response edits.
-pub fn header_edits(statuses: &[QuotaStatus]) -> HeaderEdits {
+pub fn header_edits(statuses: &[QuotaStatus<'_>]) -> HeaderEdits {
     header_fields(statuses).into_iter().fold(HeaderEdits::default(), |edits, (n, v)| edits.set(n, v))
 }
 
@@ -53,13 +54,8 @@ mod tests {
 
     #[test]
     fn fields_are_structured_lists_one_item_per_rule() {
-        let s = |rule: &str, remaining| QuotaStatus {
-            rule: rule.into(),
-            quota: 100,
-            window_secs: 60,
-            remaining,
-            reset_secs: 18,
-        };
+        let s =
+            |rule, remaining| QuotaStatus { rule, quota: 100, window_secs: 60, remaining, reset_secs: 18 };
         let fields = header_fields(&[s("per-user", 42), s("global", 0)]);
         assert_eq!(
             fields,

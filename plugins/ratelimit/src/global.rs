@@ -211,7 +211,7 @@ impl RateLimits {
         };
         let status = response.statuses.first();
         let quota = status.and_then(|s| quota_status(&rule.name, s));
-        let fields = |quota: Option<QuotaStatus>| header_fields(&quota.into_iter().collect::<Vec<_>>());
+        let fields = |quota: Option<QuotaStatus<'_>>| header_fields(&quota.into_iter().collect::<Vec<_>>());
         if response.overall_code != CODE_OVER_LIMIT {
             ports.metrics.increment(&rule.allowed_metric, 1);
             let headers =
@@ -250,11 +250,11 @@ impl RateLimits {
 }
 
 /// The rule's `RateLimit` fields from the service's status for its descriptor, when it says its limit.
-fn quota_status(rule: &str, status: &proto::DescriptorStatus) -> Option<QuotaStatus> {
+fn quota_status<'r>(rule: &'r str, status: &proto::DescriptorStatus) -> Option<QuotaStatus<'r>> {
     let limit = status.current_limit.as_ref()?;
     let reset = status.duration_until_reset.as_ref().map_or(0, |d| u64::try_from(d.seconds).unwrap_or(0));
     Some(QuotaStatus {
-        rule: rule.to_string(),
+        rule,
         quota: u64::from(limit.requests_per_unit),
         window_secs: limit.unit_seconds()?,
         remaining: u64::from(status.limit_remaining),

@@ -32,9 +32,9 @@ pub struct RateLimits {
 pub const COST_HEADER: &str = "x-tollgate-cost";
 
 /// One rule's verdict on a request.
-enum RuleOutcome {
-    Admitted { taken: Taken, status: Option<QuotaStatus> },
-    Refused { error: RateLimitError, retry_after: u64, status: Option<QuotaStatus> },
+enum RuleOutcome<'r> {
+    Admitted { taken: Taken, status: Option<QuotaStatus<'r>> },
+    Refused { error: RateLimitError, retry_after: u64, status: Option<QuotaStatus<'r>> },
 }
 
 /// What an admitting rule took, to give back if a later rule refuses.
@@ -164,14 +164,14 @@ impl RateLimits {
         Decision::Allow { headers, reservation }
     }
 
-    fn judge(
+    fn judge<'r>(
         &self,
-        rule: &Rule,
+        rule: &'r Rule,
         owner: u64,
         facts: &RequestFacts<'_>,
         now: u64,
         ports: Ports<'_>,
-    ) -> Result<RuleOutcome, SlotError> {
+    ) -> Result<RuleOutcome<'r>, SlotError> {
         match &rule.limit {
             Limit::Requests { gcra, limit, period } => {
                 take_request(rule, gcra, *limit, *period, owner, now, ports)
@@ -243,17 +243,17 @@ impl RateLimits {
     }
 }
 
-fn take_request(
-    rule: &Rule,
+fn take_request<'r>(
+    rule: &'r Rule,
     gcra: &Gcra,
     limit: u64,
     period: Period,
     owner: u64,
     now: u64,
     ports: Ports<'_>,
-) -> Result<RuleOutcome, SlotError> {
+) -> Result<RuleOutcome<'r>, SlotError> {
     let status = |remaining: u64, reset: u64| QuotaStatus {
-        rule: rule.name.clone(),
+        rule: &rule.name,
         quota: limit,
         window_secs: period.seconds(),
         remaining,
@@ -291,8 +291,8 @@ fn take_request(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn take_hold(
-    rule: &Rule,
+fn take_hold<'r>(
+    rule: &'r Rule,
     limit: u64,
     period: Period,
     owner: u64,
@@ -300,7 +300,7 @@ fn take_hold(
     now: u64,
     ports: Ports<'_>,
     refuse: impl Fn(u64) -> RateLimitError,
-) -> Result<RuleOutcome, SlotError> {
+) -> Result<RuleOutcome<'r>, SlotError> {
     let current = window_id(period, now);
     let end = period.window(now / NANOS_PER_SEC).end;
     rule.ring.update(

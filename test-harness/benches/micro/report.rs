@@ -59,21 +59,30 @@ pub fn table(profiles: &[HostCalls]) -> String {
     let _ = writeln!(out, "\nHost calls per request (mean of {requests} requests after one warm-up request)");
     for HostCalls { workload, requests, profile } in profiles {
         let n = *requests;
+        let instructions = match profile.instructions() {
+            0 => String::new(),
+            count => format!(", {} wasm instructions", per_request(count, n)),
+        };
         let _ = writeln!(
             out,
-            "\n{workload}: {} host calls, {:.2} µs guest time per request",
+            "\n{workload}: {} host calls, {:.2} µs guest time{instructions} per request",
             per_request(profile.hostcall_total(), n),
             micros_per_request(profile.time(), n)
         );
-        let _ = writeln!(out, "  {:<34} {:>8} {:>10} {:>10}", "export", "runs", "µs", "hostcalls");
+        let _ = writeln!(
+            out,
+            "  {:<34} {:>8} {:>10} {:>10} {:>12}",
+            "export", "runs", "µs", "hostcalls", "instructions"
+        );
         for export in &profile.exports {
             let _ = writeln!(
                 out,
-                "  {:<34} {:>8} {:>10.2} {:>10}",
+                "  {:<34} {:>8} {:>10.2} {:>10} {:>12}",
                 export.name,
                 per_request(export.calls, n),
                 micros_per_request(export.time, n),
-                per_request(export.hostcall_total(), n)
+                per_request(export.hostcall_total(), n),
+                per_request(export.instructions, n)
             );
         }
         let _ = writeln!(out, "  {:<34} {:>8}   made in", "hostcall", "calls");
@@ -109,6 +118,7 @@ pub fn to_json(profiles: &[HostCalls]) -> Value {
                         "runs_per_request": rate(e.calls, n),
                         "guest_us_per_request": micros_per_request(e.time, n),
                         "hostcalls_per_request": rate(e.hostcall_total(), n),
+                        "instructions_per_request": rate(e.instructions, n),
                         "hostcalls": hostcalls,
                     });
                     (e.name.as_str(), value)
@@ -121,6 +131,7 @@ pub fn to_json(profiles: &[HostCalls]) -> Value {
                 "requests": n,
                 "hostcalls_per_request": rate(profile.hostcall_total(), n),
                 "guest_us_per_request": micros_per_request(profile.time(), n),
+                "instructions_per_request": rate(profile.instructions(), n),
                 "by_hostcall": by_hostcall,
                 "by_export": exports,
             })

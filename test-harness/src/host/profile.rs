@@ -55,6 +55,7 @@ struct ExportStats {
     name: String,
     calls: u64,
     time: Duration,
+    instructions: u64,
     /// Indexed by hostcall id (registration order, see `imports::Registry`).
     hostcalls: Vec<u64>,
 }
@@ -70,6 +71,7 @@ impl Profiler {
                     name,
                     calls: 0,
                     time: Duration::ZERO,
+                    instructions: 0,
                     hostcalls: Vec::new(),
                 });
                 self.exports.len() - 1
@@ -78,11 +80,13 @@ impl Profiler {
         self.current = Some(index);
     }
 
-    /// The export that `enter` announced returned (or trapped) after `elapsed`.
-    pub fn leave(&mut self, elapsed: Duration) {
+    /// The export that `enter` announced returned (or trapped) after `elapsed`, having run `instructions`
+    /// wasm instructions (0 when they are not counted).
+    pub fn leave(&mut self, elapsed: Duration, instructions: u64) {
         if let Some(stats) = self.current.take().and_then(|i| self.exports.get_mut(i)) {
             stats.calls += 1;
             stats.time += elapsed;
+            stats.instructions += instructions;
         }
     }
 
@@ -126,7 +130,13 @@ impl Profiler {
                     let name = names.get(id).map_or("?", String::as_str);
                     *hostcalls.entry(name.to_string()).or_insert(0) += count;
                 }
-                ExportProfile { name: e.name.clone(), calls: e.calls, time: e.time, hostcalls }
+                ExportProfile {
+                    name: e.name.clone(),
+                    calls: e.calls,
+                    time: e.time,
+                    instructions: e.instructions,
+                    hostcalls,
+                }
             })
             .collect();
         GuestProfile { exports }
@@ -141,12 +151,15 @@ pub struct GuestProfile {
 }
 
 /// One guest export (`proxy_on_request_headers`, ...): how often it ran, the time spent inside it,
-/// and the hostcalls it made, by import name.
+/// the wasm instructions it ran, and the hostcalls it made, by import name.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ExportProfile {
     pub name: String,
     pub calls: u64,
     pub time: Duration,
+    /// Wasm instructions run (wasmtime's fuel), when the host counts them (see
+    /// [`counts_instructions`](crate::host::counts_instructions)); 0 otherwise. A machine's load cannot move it.
+    pub instructions: u64,
     pub hostcalls: BTreeMap<String, u64>,
 }
 
@@ -160,6 +173,11 @@ impl GuestProfile {
     /// Time inside every guest export.
     pub fn time(&self) -> Duration {
         self.exports.iter().map(|e| e.time).sum()
+    }
+
+    /// Wasm instructions run in every guest export (0 unless the host counts them).
+    pub fn instructions(&self) -> u64 {
+        self.exports.iter().map(|e| e.instructions).sum()
     }
 
     /// One export's entry, if it ran.
@@ -192,11 +210,11 @@ mod tests {
         profiler.count_hostcall(2);
         profiler.count_hostcall(2);
         profiler.count_hostcall(0);
-        profiler.leave(Duration::from_nanos(500));
+        profiler.leave(Duration::from_nanos(500), 0);
         profiler.count_hostcall(1);
         profiler.enter("proxy_on_log");
         profiler.count_hostcall(3);
-        profiler.leave(Duration::from_nanos(100));
+        profiler.leave(Duration::from_nanos(100), 0);
         let names: Vec<String> = ["proxy_log", "unused", "proxy_get_header_map_value", "proxy_log"]
             .into_iter()
             .map(String::from)

@@ -32,6 +32,10 @@ pub struct Vm {
 impl Vm {
     pub(crate) fn instantiate(host: &Host, state: VmState) -> HostResult<Self> {
         let mut store = Store::new(host.engine(), state);
+        if super::counts_instructions() {
+            // Counted, never limited: the guest may run as long as it does without counting.
+            store.set_fuel(u64::MAX).map_err(|e| HostError::Instantiate(format!("{e:?}")))?;
+        }
         let instance = host
             .instance_pre()
             .instantiate(&mut store)
@@ -94,10 +98,12 @@ impl Vm {
             .collect();
         let mut results = vec![Val::I32(0); ty.results().len()];
         self.store.data_mut().profile.enter(name);
+        let fuel = self.store.get_fuel().ok();
         let started = Instant::now();
         let outcome = func.call(&mut self.store, &params, &mut results);
         let elapsed = started.elapsed();
-        self.store.data_mut().profile.leave(elapsed);
+        let instructions = fuel.zip(self.store.get_fuel().ok()).map_or(0, |(before, after)| before - after);
+        self.store.data_mut().profile.leave(elapsed, instructions);
         self.store.data_mut().flush_wasi_lines();
         if let Err(error) = outcome {
             let callback =

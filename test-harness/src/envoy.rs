@@ -29,6 +29,8 @@ use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+
 pub use admin::{http_client, Stats, WASM_CUSTOM_PREFIX};
 pub use backend::{container_backend_available, in_ci, Backend, BACKEND_VAR};
 pub use binary::envoy_binary;
@@ -311,7 +313,13 @@ impl Envoy {
     /// GETs an admin path such as `/config_dump`, returning the body of a 200.
     pub fn admin_get(&self, path_and_query: &str) -> anyhow::Result<String> {
         let url = format!("{}{path_and_query}", self.admin_url());
-        match admin::get(&self.agent, &url)? {
+        // Admin reads are idempotent: one that failed in transport (a 30 s timeout while an overloaded
+        // machine's Envoy was busy swapping a filter, say) is tried once more before the test fails on it.
+        let answer = admin::get(&self.agent, &url).or_else(|first| {
+            std::thread::sleep(Duration::from_millis(200));
+            admin::get(&self.agent, &url).with_context(|| format!("again, after: {first:#}"))
+        })?;
+        match answer {
             (200, body) => Ok(body),
             (status, body) => anyhow::bail!("GET {url}: {status}: {body}"),
         }

@@ -87,8 +87,7 @@ impl JwtProvider {
             return reject(JwtRejection::TooLarge { max: self.settings.max_token_bytes });
         }
         let now = ports.clock.now();
-        let digest = TokenCache::digest(token);
-        if let Some(hit) = self.verified.get(&digest, now) {
+        if let Some(hit) = self.verified.get(token, now) {
             ports.metrics.increment(JWT_CACHE_HITS_TOTAL, 1);
             return JwtVerdict::Valid(hit);
         }
@@ -113,7 +112,7 @@ impl JwtProvider {
             headers: accepted.headers,
             expires_at: accepted.expires_at,
         };
-        self.verified.insert(digest, verified.clone(), now);
+        self.verified.insert(token, verified.clone(), now);
         JwtVerdict::Valid(verified)
     }
 

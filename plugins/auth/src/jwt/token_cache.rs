@@ -1,17 +1,21 @@
 //! Per-worker memory of tokens that already verified, so a client repeating its token skips the signature
-//! check. Keyed by the token's SHA-256 (the token itself is never kept), bounded by count with
-//! oldest-first eviction, and each entry dies at the token's `exp`.
+//! check. Keyed by the token text itself, as Envoy's `jwt_authn` cache is: a hit costs one hash of the token
+//! and one comparison with the kept copy, where a SHA-256 key cost a compression per 64 bytes of token (most
+//! of a cached token's cost). Only tokens that verified are kept, so a client cannot fill it with junk.
+//! Bounded by count and by [`MAX_CACHED_TOKEN_BYTES`] of token text, oldest first out; an entry dies at the
+//! token's `exp`.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use hashbrown::HashMap;
-use sha2::{Digest, Sha256};
 
 use super::VerifiedToken;
 
-pub(crate) type TokenDigest = [u8; 32];
+/// The most token text one worker's cache of one provider keeps (1 MiB: 1,024 tokens of 1 KiB).
+pub(crate) const MAX_CACHED_TOKEN_BYTES: usize = 1 << 20;
 
 #[derive(Debug)]
 pub(crate) struct TokenCache {
@@ -22,9 +26,17 @@ pub(crate) struct TokenCache {
 
 #[derive(Debug, Default)]
 struct Entries {
-    by_digest: HashMap<TokenDigest, VerifiedToken>,
-    /// Insertion order; may hold digests already dropped on expiry, skipped when evicting.
-    order: VecDeque<TokenDigest>,
+    by_token: HashMap<Arc<str>, VerifiedToken>,
+    /// Insertion order, oldest first. May still hold keys dropped on expiry (their text too, so `bytes`
+    /// counts them), skipped when evicting and pruned once it is twice the capacity.
+    order: VecDeque<Arc<str>>,
+    /// The total length of the tokens in `order`.
+    bytes: usize,
+}
+
+/// Whether `key` (from `order`) is the map's entry, not a dropped one whose token came back later.
+fn is_live(by_token: &HashMap<Arc<str>, VerifiedToken>, key: &Arc<str>) -> bool {
+    by_token.get_key_value(&**key).is_some_and(|(live, _)| Arc::ptr_eq(live, key))
 }
 
 impl TokenCache {
@@ -32,49 +44,53 @@ impl TokenCache {
         TokenCache { capacity, inner: RefCell::default() }
     }
 
-    pub fn digest(token: &str) -> TokenDigest {
-        Sha256::digest(token.as_bytes()).into()
-    }
-
-    /// The remembered verdict, if the token has not expired by `now`.
-    pub fn get(&self, digest: &TokenDigest, now: SystemTime) -> Option<VerifiedToken> {
+    /// The remembered verdict, if the token has not expired by `now` (an expired entry is dropped).
+    pub fn get(&self, token: &str, now: SystemTime) -> Option<VerifiedToken> {
         let mut entries = self.inner.try_borrow_mut().ok()?;
-        let token = entries.by_digest.get(digest)?;
-        if now < token.expires_at {
-            return Some(token.clone());
+        let verified = entries.by_token.get(token)?;
+        if now < verified.expires_at {
+            return Some(verified.clone());
         }
-        entries.by_digest.remove(digest);
+        entries.by_token.remove(token);
         None
     }
 
-    pub fn insert(&self, digest: TokenDigest, token: VerifiedToken, now: SystemTime) {
-        if self.capacity == 0 || token.expires_at <= now {
+    pub fn insert(&self, token: &str, verified: VerifiedToken, now: SystemTime) {
+        if self.capacity == 0 || verified.expires_at <= now || token.len() > MAX_CACHED_TOKEN_BYTES {
             return;
         }
         let Ok(mut entries) = self.inner.try_borrow_mut() else {
             return;
         };
-        if entries.by_digest.contains_key(&digest) {
-            entries.by_digest.insert(digest, token);
+        if let Some(kept) = entries.by_token.get_mut(token) {
+            *kept = verified;
             return;
         }
-        while entries.by_digest.len() >= self.capacity {
+        while entries.by_token.len() >= self.capacity
+            || entries.bytes.saturating_add(token.len()) > MAX_CACHED_TOKEN_BYTES
+        {
             let Some(oldest) = entries.order.pop_front() else {
                 break;
             };
-            entries.by_digest.remove(&oldest);
+            entries.bytes = entries.bytes.saturating_sub(oldest.len());
+            if is_live(&entries.by_token, &oldest) {
+                entries.by_token.remove(&*oldest);
+            }
         }
-        entries.by_digest.insert(digest, token);
-        entries.order.push_back(digest);
+        let key: Arc<str> = Arc::from(token);
+        entries.bytes = entries.bytes.saturating_add(key.len());
+        entries.order.push_back(Arc::clone(&key));
+        entries.by_token.insert(key, verified);
         if entries.order.len() > self.capacity.saturating_mul(2) {
-            let Entries { by_digest, order } = &mut *entries;
-            order.retain(|d| by_digest.contains_key(d));
+            let Entries { by_token, order, bytes } = &mut *entries;
+            order.retain(|key| is_live(by_token, key));
+            *bytes = order.iter().map(|key| key.len()).sum();
         }
     }
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.inner.try_borrow().map_or(0, |e| e.by_digest.len())
+        self.inner.try_borrow().map_or(0, |e| e.by_token.len())
     }
 }
 
@@ -95,43 +111,72 @@ mod tests {
     #[test]
     fn entries_die_at_exp() {
         let cache = TokenCache::new(4);
-        let d = TokenCache::digest("a.b.c");
-        cache.insert(d, token(t(100)), t(50));
-        assert!(cache.get(&d, t(99)).is_some());
-        assert!(cache.get(&d, t(100)).is_none());
+        cache.insert("a.b.c", token(t(100)), t(50));
+        assert!(cache.get("a.b.c", t(99)).is_some());
+        assert!(cache.get("a.b.d", t(99)).is_none());
+        assert!(cache.get("a.b.c", t(100)).is_none());
         assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn a_token_back_after_expiry_is_not_evicted_by_its_old_entry() {
+        let cache = TokenCache::new(2);
+        cache.insert("a", token(t(10)), t(0));
+        assert!(cache.get("a", t(10)).is_none());
+        cache.insert("a", token(t(100)), t(10));
+        cache.insert("b", token(t(100)), t(10));
+        assert!(cache.get("a", t(11)).is_some(), "the stale order entry went first, not the new one");
+        assert!(cache.get("b", t(11)).is_some());
     }
 
     #[test]
     fn the_oldest_entry_goes_first_when_full() {
         let cache = TokenCache::new(2);
-        let digests: Vec<_> = ["a", "b", "c"].iter().map(|s| TokenCache::digest(s)).collect();
-        for d in &digests {
-            cache.insert(*d, token(t(100)), t(0));
+        for name in ["a", "b", "c"] {
+            cache.insert(name, token(t(100)), t(0));
         }
         assert_eq!(cache.len(), 2);
-        assert!(cache.get(&digests[0], t(1)).is_none());
-        assert!(cache.get(&digests[2], t(1)).is_some());
+        assert!(cache.get("a", t(1)).is_none());
+        assert!(cache.get("b", t(1)).is_some());
+        assert!(cache.get("c", t(1)).is_some());
     }
 
     #[test]
-    fn churn_keeps_the_order_queue_bounded() {
+    fn churn_keeps_count_and_order_bounded() {
         let cache = TokenCache::new(3);
         for i in 0..1000u64 {
-            let d = TokenCache::digest(&i.to_string());
-            cache.insert(d, token(t(i + 2)), t(i));
-            assert!(cache.get(&d, t(i + 5)).is_none());
+            let name = i.to_string();
+            cache.insert(&name, token(t(i + 2)), t(i));
+            assert!(cache.get(&name, t(i + 5)).is_none());
+            let entries = cache.inner.borrow();
+            assert!(entries.by_token.len() <= 3 && entries.order.len() <= 6);
+            assert_eq!(entries.bytes, entries.order.iter().map(|k| k.len()).sum::<usize>());
         }
-        assert!(cache.inner.borrow().order.len() <= 6);
+    }
+
+    #[test]
+    fn token_text_is_bounded_by_bytes() {
+        let cache = TokenCache::new(100_000);
+        let big = |i: usize| format!("{i:08}{}", "x".repeat(100_000));
+        for i in 0..30 {
+            cache.insert(&big(i), token(t(100)), t(0));
+        }
+        let entries = cache.inner.borrow();
+        assert!(entries.bytes <= MAX_CACHED_TOKEN_BYTES);
+        assert_eq!(entries.bytes, entries.order.iter().map(|k| k.len()).sum::<usize>());
+        assert_eq!(entries.by_token.len(), MAX_CACHED_TOKEN_BYTES / big(0).len());
+        drop(entries);
+        assert!(cache.get(&big(29), t(1)).is_some());
+        assert!(cache.get(&big(0), t(1)).is_none());
     }
 
     #[test]
     fn zero_capacity_and_already_expired_tokens_are_not_kept() {
         let off = TokenCache::new(0);
-        off.insert(TokenCache::digest("x"), token(t(100)), t(0));
+        off.insert("x", token(t(100)), t(0));
         assert_eq!(off.len(), 0);
         let on = TokenCache::new(2);
-        on.insert(TokenCache::digest("x"), token(t(100)), t(100));
+        on.insert("x", token(t(100)), t(100));
         assert_eq!(on.len(), 0);
     }
 }

@@ -1,7 +1,9 @@
+use std::cell::RefCell;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -76,6 +78,33 @@ pub struct ApiKeys {
     by_digest: HashMap<[u8; 32], ApiKey>,
     /// Key id → config path of its first use, for duplicate detection while compiling.
     ids: HashMap<String, ConfigPath>,
+    /// Keys this worker has seen match a configured digest, by their text: a repeat finds its digest here
+    /// instead of computing the SHA-256 (most of a key check's cost). Only text that matched a digest goes
+    /// in, so it holds at most one entry per configured key, whatever clients send.
+    seen: RefCell<HashTable<SeenKey>>,
+    hasher: DefaultHashBuilder,
+}
+
+/// A key's text and its digest. Its `Debug` leaves the text out.
+struct SeenKey {
+    text: Box<str>,
+    digest: [u8; 32],
+}
+
+impl SeenKey {
+    /// Compares the text in time that depends only on the lengths: an OR of the bytes' differences, with
+    /// no early exit, judged by one constant-time comparison.
+    fn is(&self, presented: &str) -> bool {
+        let (a, b) = (self.text.as_bytes(), presented.as_bytes());
+        let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+        a.len() == b.len() && bool::from(diff.ct_eq(&0))
+    }
+}
+
+impl std::fmt::Debug for SeenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SeenKey(..)")
+    }
 }
 
 impl ApiKeys {
@@ -123,12 +152,21 @@ impl ApiKeys {
     /// and that does not help find a key (preimage resistance). The accept decision is nevertheless a
     /// constant-time comparison, so it stays sound if the index ever changes (e.g. to a digest prefix).
     pub fn check(&self, presented: &str, now: SystemTime) -> KeyCheck<'_> {
-        let digest = digest(presented);
+        let hash = self.hasher.hash_one(presented);
+        let seen =
+            self.seen.try_borrow().ok().and_then(|seen| Some(seen.find(hash, |k| k.is(presented))?.digest));
+        let digest = seen.unwrap_or_else(|| digest(presented));
         let Some(key) = self.by_digest.get(&digest) else {
             return KeyCheck::Unknown;
         };
         if !bool::from(words(&key.digest)[..].ct_eq(&words(&digest)[..])) {
             return KeyCheck::Unknown;
+        }
+        if seen.is_none() {
+            if let Ok(mut table) = self.seen.try_borrow_mut() {
+                let entry = SeenKey { text: presented.into(), digest };
+                table.insert_unique(hash, entry, |k| self.hasher.hash_one(&*k.text));
+            }
         }
         match key.expires_at {
             Some(at) if now >= at => KeyCheck::Expired(key),
@@ -198,6 +236,40 @@ mod tests {
         assert!(matches!(keys.check(KEY, now), KeyCheck::Valid(k) if k.id == "k-1"));
         assert!(matches!(keys.check("tg_secreT", now), KeyCheck::Unknown));
         assert!(matches!(keys.check("", now), KeyCheck::Unknown));
+    }
+
+    #[test]
+    fn a_key_seen_before_is_judged_as_the_first_time() {
+        let keys = keys(vec![
+            serde_json::json!({"id": "k-1", "sha256": sha(KEY), "expires_at": "2027-01-01T00:00:00Z"}),
+            serde_json::json!({"id": "k-2", "sha256": sha("tg_other")}),
+        ])
+        .unwrap();
+        let before = at("2026-01-01T00:00:00Z");
+        for _ in 0..3 {
+            assert!(matches!(keys.check(KEY, before), KeyCheck::Valid(k) if k.id == "k-1"));
+            assert!(matches!(keys.check("tg_other", before), KeyCheck::Valid(k) if k.id == "k-2"));
+        }
+        // Near misses of a remembered key: one byte off, a prefix, an extension.
+        for guess in ["tg_secreT", "tg_secre", "tg_secret ", "tg_secret\0", "tg_other_"] {
+            assert!(matches!(keys.check(guess, before), KeyCheck::Unknown), "{guess:?}");
+        }
+        // Remembering a key does not outlive its expiry.
+        assert!(matches!(keys.check(KEY, at("2027-01-01T00:00:00Z")), KeyCheck::Expired(k) if k.id == "k-1"));
+    }
+
+    #[test]
+    fn only_configured_keys_are_remembered() {
+        let keys = keys(vec![serde_json::json!({"id": "k-1", "sha256": sha(KEY)})]).unwrap();
+        for i in 0..1000 {
+            assert!(matches!(
+                keys.check(&format!("tg_guess_{i}"), SystemTime::UNIX_EPOCH),
+                KeyCheck::Unknown
+            ));
+            assert!(matches!(keys.check(KEY, SystemTime::UNIX_EPOCH), KeyCheck::Valid(_)));
+        }
+        assert_eq!(keys.seen.borrow().len(), 1);
+        assert_eq!(format!("{keys:?}").matches(KEY).count(), 0, "Debug leaves remembered keys out");
     }
 
     #[test]

@@ -5,11 +5,12 @@ use hashbrown::HashMap;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{MetricType, Status};
-use tollgate_core::{CasToken, Clock, Metrics, Ports, SharedStore, StoreError};
+use tollgate_core::{CasToken, Clock, Metric, Metrics, Ports, SharedStore, StoreError};
 
 /// The plugin ports implemented with proxy-wasm host calls. Metric ids are defined on first use and
 /// remembered (one map per metric type, so a lookup borrows the name instead of allocating a key), so each
-/// name costs one `define_metric` per VM. The clock is read once per `ports()` and again after a shared-data
+/// name costs one `define_metric` per VM; a counter named by a `Metric` keeps its id itself, so counting it
+/// again needs no lookup at all. The clock is read once per `ports()` and again after a shared-data
 /// read: the steps of one callback see one instant, except that an instant is never older than state read.
 #[derive(Default)]
 pub struct HostPorts {
@@ -95,6 +96,20 @@ impl Metrics for HostPorts {
         if let Some(id) = self.metric_id(MetricType::Counter, name) {
             let _ = hostcalls::increment_metric(id, delta);
         }
+    }
+
+    fn count(&self, metric: &Metric, delta: i64) {
+        let id = match metric.host_id() {
+            Some(id) => id,
+            None => match self.metric_id(MetricType::Counter, metric.name()) {
+                Some(id) => {
+                    metric.remember_host_id(id);
+                    id
+                }
+                None => return,
+            },
+        };
+        let _ = hostcalls::increment_metric(id, delta);
     }
 
     fn set_gauge(&self, name: &str, value: u64) {

@@ -1,7 +1,7 @@
 use std::borrow::Cow;
 
 use hashbrown::HashMap;
-use tollgate_core::{HeaderEdits, Ports, RequestHead};
+use tollgate_core::{HeaderEdits, Metric, Ports, RequestHead};
 
 use crate::api_keys::{ApiKeys, KeyCheck, ModelScope};
 use crate::client_ip::ClientAddress;
@@ -11,6 +11,9 @@ use crate::jwt::{JwksFetch, JwtProviders, JwtVerdict, VerifiedToken};
 use crate::metrics;
 use crate::routes::{canonical_path, Require, Route, RouteId, Routes};
 use crate::sources::{looks_like_jwt, CredentialStrip, Sources};
+
+static ALLOWED: Metric = Metric::new(metrics::ALLOWED);
+static ANONYMOUS: Metric = Metric::new(metrics::ANONYMOUS);
 
 /// The compiled `auth` section: built once per configuration, shared by every stream of a worker.
 #[derive(Debug)]
@@ -35,15 +38,15 @@ pub struct Auth {
 pub(crate) struct ConsumerInfo {
     pub name: String,
     pub group: Option<String>,
-    pub allowed_metric: String,
-    pub forbidden_metric: String,
+    pub allowed_metric: Metric,
+    pub forbidden_metric: Metric,
 }
 
 impl ConsumerInfo {
     pub fn new(name: String, group: Option<String>) -> Self {
         ConsumerInfo {
-            allowed_metric: metrics::consumer_metric(&name, "allowed"),
-            forbidden_metric: metrics::consumer_metric(&name, "forbidden"),
+            allowed_metric: Metric::owned(metrics::consumer_metric(&name, "allowed")),
+            forbidden_metric: Metric::owned(metrics::consumer_metric(&name, "forbidden")),
             name,
             group,
         }
@@ -307,18 +310,17 @@ impl Auth {
     fn count(&self, decision: &AuthDecision, ports: Ports<'_>) {
         match decision {
             AuthDecision::Allow(Authorized { consumer: Some(consumer), .. }) => {
-                ports.metrics.increment(metrics::ALLOWED, 1);
+                ports.metrics.count(&ALLOWED, 1);
                 match (self.declared(&consumer.name), &consumer.via) {
-                    (Some(info), _) => ports.metrics.increment(&info.allowed_metric, 1),
-                    (None, Via::Jwt(provider)) => {
-                        ports.metrics.increment(&metrics::provider_metric(provider), 1)
-                    }
+                    (Some(info), _) => ports.metrics.count(&info.allowed_metric, 1),
+                    (None, Via::Jwt(provider)) => match self.jwt.allowed_metric(provider) {
+                        Some(metric) => ports.metrics.count(metric, 1),
+                        None => ports.metrics.increment(&metrics::provider_metric(provider), 1),
+                    },
                     (None, Via::ApiKey(_)) => {}
                 }
             }
-            AuthDecision::Allow(Authorized { consumer: None, .. }) => {
-                ports.metrics.increment(metrics::ANONYMOUS, 1)
-            }
+            AuthDecision::Allow(Authorized { consumer: None, .. }) => ports.metrics.count(&ANONYMOUS, 1),
             AuthDecision::Deny(error) => self.count_denied(error, ports),
             AuthDecision::NeedsKeys(_) => {}
         }
@@ -327,7 +329,7 @@ impl Auth {
     fn count_denied(&self, error: &AuthError, ports: Ports<'_>) {
         ports.metrics.increment(metrics::outcome(error.outcome()), 1);
         if let Some(info) = error.consumer().and_then(|name| self.declared(name)) {
-            ports.metrics.increment(&info.forbidden_metric, 1);
+            ports.metrics.count(&info.forbidden_metric, 1);
         }
     }
 }

@@ -77,6 +77,11 @@ impl JwtProviders {
         self.providers.iter().find(|p| p.name() == name)
     }
 
+    /// The counter of a provider's admitted subjects that are not declared consumers.
+    pub fn allowed_metric(&self, provider: &str) -> Option<&tollgate_core::Metric> {
+        self.get(provider).map(JwtProvider::allowed_metric)
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.providers.iter().map(JwtProvider::name)
     }

@@ -22,6 +22,6 @@ pub use header_name::header_name;
 pub use headers::Headers;
 pub use json_path::{error_path as json_error_path, path_at as json_path_at};
 pub use message::{RequestHead, ResponseHead};
-pub use ports::{CasToken, Clock, Metrics, Ports, SharedStore, StoreError, STORE_PREFIX};
+pub use ports::{CasToken, Clock, Metric, Metrics, Ports, SharedStore, StoreError, STORE_PREFIX};
 pub use reason::{Reason, REASON_HEADER};
 pub use verdict::{BodyVerdict, HeaderEdits, LocalReply, Verdict};

@@ -1,5 +1,6 @@
 use tollgate_core::{
-    BodyVerdict, CallOutcome, Callout, HeaderEdits, LocalReply, Ports, RequestHead, ResponseHead, Verdict,
+    BodyVerdict, CallOutcome, Callout, HeaderEdits, LocalReply, Metric, Ports, RequestHead, ResponseHead,
+    Verdict,
 };
 use tollgate_ratelimit::RateLimits;
 
@@ -26,6 +27,8 @@ pub use background::{BackgroundCall, USAGE_REPORTS, USAGE_REPORT_ERRORS, USAGE_R
 pub const REQUESTS_TOTAL: &str = "tollgate_requests_total";
 /// Counter of requests the pipeline answered itself.
 pub const LOCAL_REPLIES_TOTAL: &str = "tollgate_local_replies_total";
+static REQUESTS: Metric = Metric::new(REQUESTS_TOTAL);
+static LOCAL_REPLIES: Metric = Metric::new(LOCAL_REPLIES_TOTAL);
 /// Counter of refusals per reason code, auth route and consumer:
 /// `tollgate_denied.reason.<code>.route.<path_prefix>.consumer.<name>`. The route is the `path_prefix` of the
 /// auth route the request met, with `/` written as `_` (`/v1/chat` → `_v1_chat`; `all` without auth).
@@ -100,13 +103,13 @@ impl Pipeline {
 
     /// The request head arrived. Local replies are decided here, before any body is read.
     pub fn on_request_headers(&self, stream: &mut Stream, head: &RequestHead, ports: Ports<'_>) -> Verdict {
-        ports.metrics.increment(REQUESTS_TOTAL, 1);
+        ports.metrics.count(&REQUESTS, 1);
         stream.anthropic_client = messages::is_anthropic_path(head.path_only());
         if let Some(reply) = self.head_limits.check(head) {
             return self.reply(stream, "limits", reply, ports);
         }
         if let Some(reply) = self.local_replies.find(head) {
-            ports.metrics.increment(LOCAL_REPLIES_TOTAL, 1);
+            ports.metrics.count(&LOCAL_REPLIES, 1);
             stream.replied_locally = true;
             self.note(stream, |_| format!("local_reply:{}", reply.status));
             return Verdict::Respond(reply.clone());

@@ -1,7 +1,7 @@
 //! The `ratelimit` section as the operator writes it, and its compilation into `RateLimits`.
 
 use serde::Deserialize;
-use tollgate_core::{ConfigError, ConfigPath};
+use tollgate_core::{ConfigError, ConfigPath, Metric};
 
 use crate::gcra::Gcra;
 use crate::global::{Counts, FailureMode, GlobalLimit, RawService, Service};
@@ -169,7 +169,7 @@ fn compile_rule(raw: RawRule, service: Option<&Service>, at: &ConfigPath) -> Res
     };
     Ok(Rule {
         ring: SlotRing::new(&raw.name, max_keys),
-        allowed_metric: rule_metric(&raw.name, "allowed"),
+        allowed_metric: Metric::owned(rule_metric(&raw.name, "allowed")),
         name: raw.name,
         key,
         routes,

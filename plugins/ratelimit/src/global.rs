@@ -213,7 +213,7 @@ impl RateLimits {
         let quota = status.and_then(|s| quota_status(&rule.name, s));
         let fields = |quota: Option<QuotaStatus<'_>>| header_fields(&quota.into_iter().collect::<Vec<_>>());
         if response.overall_code != CODE_OVER_LIMIT {
-            ports.metrics.increment(&rule.allowed_metric, 1);
+            ports.metrics.count(&rule.allowed_metric, 1);
             let headers =
                 if self.headers && global.counts == Counts::Requests { fields(quota) } else { Vec::new() };
             return GlobalAnswer::Admit { headers };

@@ -131,7 +131,7 @@ impl RateLimits {
             };
             match outcome {
                 RuleOutcome::Admitted { taken: t, status } => {
-                    ports.metrics.increment(&rule.allowed_metric, 1);
+                    ports.metrics.count(&rule.allowed_metric, 1);
                     if let Taken::Hold(hold) = &t {
                         let unit =
                             if matches!(rule.limit, Limit::Tokens { .. }) { "tokens" } else { "cost_micros" };

@@ -1,6 +1,6 @@
 //! A compiled rule: which requests it applies to, how they are keyed, and what it limits.
 
-use tollgate_core::{Headers, RequestHead};
+use tollgate_core::{Headers, Metric, RequestHead};
 
 use crate::gcra::Gcra;
 use crate::global::{Counts, GlobalLimit};
@@ -43,7 +43,7 @@ pub struct Rule {
     pub shadow: bool,
     pub ring: SlotRing,
     /// `metric("allowed")`, counted on every admitted request, so built once.
-    pub allowed_metric: String,
+    pub allowed_metric: Metric,
 }
 
 /// What the limiter needs to know about a request. The pipeline fills it from the head, from auth's

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use tollgate_core::Ports;
+use tollgate_core::{Metric, Ports};
 
 use super::claims;
 use super::config::{CompiledKeys, Settings};
@@ -17,12 +17,18 @@ pub const JWT_REJECTED_TOTAL: &str = "tollgate_jwt_rejected_total";
 /// Counter of tokens accepted from the per-worker cache without a signature check.
 pub const JWT_CACHE_HITS_TOTAL: &str = "tollgate_jwt_cache_hits_total";
 
+static VALID: Metric = Metric::new(JWT_VALID_TOTAL);
+static REJECTED: Metric = Metric::new(JWT_REJECTED_TOTAL);
+static CACHE_HITS: Metric = Metric::new(JWT_CACHE_HITS_TOTAL);
+
 /// One configured issuer: its settings, its keys, and this worker's cache of tokens it verified.
 #[derive(Debug)]
 pub struct JwtProvider {
     settings: Settings,
     keys: ProviderKeys,
     verified: TokenCache,
+    /// `tollgate_auth.jwt.<name>.allowed`, for admitted subjects that are not declared consumers.
+    allowed_metric: Metric,
 }
 
 #[derive(Debug)]
@@ -45,11 +51,17 @@ impl JwtProvider {
             }
         };
         let verified = TokenCache::new(settings.token_cache_size);
-        JwtProvider { settings, keys, verified }
+        let allowed_metric = Metric::owned(crate::metrics::provider_metric(&settings.name));
+        JwtProvider { settings, keys, verified, allowed_metric }
     }
 
     pub fn name(&self) -> &str {
         &self.settings.name
+    }
+
+    /// The counter of admitted subjects that are not declared consumers.
+    pub fn allowed_metric(&self) -> &Metric {
+        &self.allowed_metric
     }
 
     /// The upstream headers `claims_to_headers` may set. The caller should strip client-sent copies of
@@ -62,8 +74,8 @@ impl JwtProvider {
     pub fn verify(&self, token: &str, ports: Ports<'_>) -> JwtVerdict {
         let verdict = self.judge(token, ports);
         match &verdict {
-            JwtVerdict::Valid(_) => ports.metrics.increment(JWT_VALID_TOTAL, 1),
-            JwtVerdict::Rejected(_) => ports.metrics.increment(JWT_REJECTED_TOTAL, 1),
+            JwtVerdict::Valid(_) => ports.metrics.count(&VALID, 1),
+            JwtVerdict::Rejected(_) => ports.metrics.count(&REJECTED, 1),
             JwtVerdict::NeedsKeys(_) => {}
         }
         verdict
@@ -88,7 +100,7 @@ impl JwtProvider {
         }
         let now = ports.clock.now();
         if let Some(hit) = self.verified.get(token, now) {
-            ports.metrics.increment(JWT_CACHE_HITS_TOTAL, 1);
+            ports.metrics.count(&CACHE_HITS, 1);
             return JwtVerdict::Valid(hit);
         }
         let parsed = match token::parse(token, &self.settings.algorithms) {

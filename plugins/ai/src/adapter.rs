@@ -283,6 +283,24 @@ impl ChunkSink {
         self.write_chunk(&choices, None);
     }
 
+    /// Writes a chunk of message text for choice `index`, `role` on the first: what `chunk` writes for one
+    /// choice whose delta has only these, without building the choice (the commonest event of every stream).
+    pub fn text(&mut self, index: u32, role: Option<&str>, text: &str) {
+        self.content_chunks = self.content_chunks.saturating_add(1);
+        self.start_chunk();
+        self.bytes.extend_from_slice(b"[{\"index\":");
+        write_json(&mut self.bytes, &index);
+        self.bytes.extend_from_slice(b",\"delta\":{");
+        if let Some(role) = role {
+            self.bytes.extend_from_slice(b"\"role\":");
+            write_json(&mut self.bytes, role);
+            self.bytes.push(b',');
+        }
+        self.bytes.extend_from_slice(b"\"content\":");
+        write_json(&mut self.bytes, text);
+        self.bytes.extend_from_slice(b"},\"finish_reason\":null}]}\n\n");
+    }
+
     /// Writes the final usage chunk (`choices: []`).
     pub fn usage_chunk(&mut self, usage: &Usage) {
         self.write_chunk(&[], Some(&usage.to_openai()));
@@ -292,18 +310,23 @@ impl ChunkSink {
     /// or model), then the choices and usage serialised straight into the output. Field order and bytes are
     /// those of `ChatChunk` serialised.
     fn write_chunk(&mut self, choices: &[ChunkChoice], usage: Option<&Value>) {
-        let (id, created, model) = &self.head_for;
-        if self.head.is_empty() || *id != self.id || *created != self.created || *model != self.model {
-            self.head = chunk_head(&self.id, self.created, &self.model);
-            self.head_for = (self.id.clone(), self.created, self.model.clone());
-        }
-        self.bytes.extend_from_slice(&self.head);
+        self.start_chunk();
         write_json(&mut self.bytes, &choices);
         if let Some(usage) = usage {
             self.bytes.extend_from_slice(b",\"usage\":");
             write_json(&mut self.bytes, usage);
         }
         self.bytes.extend_from_slice(b"}\n\n");
+    }
+
+    /// Writes the stream's shared start of a chunk, up to and including `"choices":`.
+    fn start_chunk(&mut self) {
+        let (id, created, model) = &self.head_for;
+        if self.head.is_empty() || *id != self.id || *created != self.created || *model != self.model {
+            self.head = chunk_head(&self.id, self.created, &self.model);
+            self.head_for = (self.id.clone(), self.created, self.model.clone());
+        }
+        self.bytes.extend_from_slice(&self.head);
     }
 
     /// Writes an event whose data is already an OpenAI chunk (pass-through providers).
@@ -324,8 +347,11 @@ impl ChunkSink {
         self.raw("[DONE]");
     }
 
+    /// What was written since the last take. The next writes start in a buffer as large as this one was,
+    /// rather than growing from nothing each time.
     pub fn take(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.bytes)
+        let capacity = self.bytes.len();
+        std::mem::replace(&mut self.bytes, Vec::with_capacity(capacity))
     }
 }
 
@@ -358,11 +384,27 @@ mod tests {
         sink.chunk(vec![choice("a\u{e9}\n")]);
         sink.id = "other".into();
         sink.chunk(vec![choice("b")]);
+        sink.text(0, None, "c\"\u{1}");
+        sink.text(3, Some("assistant"), "");
         let usage = Usage { input_tokens: 1, output_tokens: 2, ..Usage::default() };
         sink.usage_chunk(&usage);
         let written = String::from_utf8(sink.take()).unwrap();
         let want = expected("chatcmpl-r", vec![choice("a\u{e9}\n")], None)
             + &expected("other", vec![choice("b")], None)
+            + &expected("other", vec![choice("c\"\u{1}")], None)
+            + &expected(
+                "other",
+                vec![ChunkChoice {
+                    delta: Delta {
+                        role: Some("assistant".into()),
+                        content: Some(String::new()),
+                        ..Delta::default()
+                    },
+                    index: 3,
+                    ..choice("")
+                }],
+                None,
+            )
             + &expected("other", Vec::new(), Some(usage.to_openai()));
         assert_eq!(written, want);
     }

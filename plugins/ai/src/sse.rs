@@ -219,8 +219,12 @@ impl SseParser {
         if line.starts_with(':') {
             return false;
         }
-        let (field, value) = match line.split_once(':') {
-            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+        // Field names are a few bytes long: a plain scan finds the colon sooner than a searcher is set up.
+        let (field, value) = match line.bytes().position(|b| b == b':') {
+            Some(colon) => {
+                let value = line.get(colon + 1..).unwrap_or_default();
+                (line.get(..colon).unwrap_or_default(), value.strip_prefix(' ').unwrap_or(value))
+            }
             None => (line.as_ref(), ""),
         };
         match field {

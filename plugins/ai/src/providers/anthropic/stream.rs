@@ -39,7 +39,7 @@ impl StreamTranslator for AnthropicStream {
         if self.stopped || event.data.trim().is_empty() {
             return Ok(());
         }
-        let data: EventData<'_> = serde_json::from_slice(event.data.as_bytes()).map_err(|e| {
+        let data: EventData<'_> = serde_json::from_str(&event.data).map_err(|e| {
             AiError::BadUpstreamResponse(format!("an Anthropic stream event is not JSON of its shape: {e}"))
         })?;
         // The data's own `type` is authoritative; the `event:` name repeats it.
@@ -122,7 +122,7 @@ impl AnthropicStream {
             Some("text") => {
                 self.blocks.insert(index, Block::Text);
                 if let Some(text) = field("text").filter(|t| !t.is_empty()) {
-                    self.send(Delta { content: Some(text.to_string()), ..Delta::default() }, None, out);
+                    self.send_text(text, out);
                 }
             }
             Some("tool_use") if field("name") == Some(JSON_TOOL) => {
@@ -163,7 +163,7 @@ impl AnthropicStream {
             // Text needs no block context, so text arriving for a block that never started is still shown.
             Some("text_delta") => {
                 if let Some(text) = delta.text.as_deref().filter(|t| !t.is_empty()) {
-                    self.send(Delta { content: Some(text.to_string()), ..Delta::default() }, None, out);
+                    self.send_text(text, out);
                 }
             }
             Some("input_json_delta") => {
@@ -184,11 +184,7 @@ impl AnthropicStream {
                     }
                     Some(Block::JsonAnswer) => {
                         if !partial.is_empty() {
-                            self.send(
-                                Delta { content: Some(partial.to_string()), ..Delta::default() },
-                                None,
-                                out,
-                            );
+                            self.send_text(partial, out);
                         }
                     }
                     Some(Block::Hidden) => {}
@@ -224,6 +220,13 @@ impl AnthropicStream {
     }
 
     /// Writes a chunk; the first of the stream carries the assistant role, whichever event produced it.
+    /// A chunk of message text (the role goes on the stream's first chunk).
+    fn send_text(&mut self, text: &str, out: &mut ChunkSink) {
+        let role = (!self.role_sent).then_some("assistant");
+        self.role_sent = true;
+        out.text(0, role, text);
+    }
+
     fn send(&mut self, mut delta: Delta, finish_reason: Option<FinishReason>, out: &mut ChunkSink) {
         if !self.role_sent {
             delta.role = Some("assistant".into());

@@ -103,7 +103,9 @@ impl BedrockStream {
     fn block_delta(&mut self, block: BlockDelta<'_>, out: &mut ChunkSink) -> Result<(), AiError> {
         let Some(delta) = block.delta else { return Ok(()) };
         if let Some(text) = delta.text.filter(|t| !t.is_empty()) {
-            self.send(Delta { content: Some(text.into_owned()), ..Delta::default() }, None, out);
+            let role = (!self.role_sent).then_some("assistant");
+            self.role_sent = true;
+            out.text(0, role, &text);
         } else if let Some(input) = delta.tool_use.map(|t| t.input) {
             let index = block_index(block.content_block_index)?;
             // Arguments for a call whose id and name never came cannot be given to the client.

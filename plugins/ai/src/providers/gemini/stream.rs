@@ -61,7 +61,8 @@ impl GeminiStream {
                 state.tool_calls = state.tool_calls.saturating_add(1);
                 Delta { role: state.role(), tool_calls: Some(vec![tool_call]), ..Delta::default() }
             } else if let Some(text) = part.answer_text() {
-                Delta { role: state.role(), content: Some(text.to_string()), ..Delta::default() }
+                out.text(index, state.role().as_deref(), text);
+                continue;
             } else {
                 continue;
             };

@@ -90,7 +90,7 @@ impl Adapter for AnthropicAdapter {
         Ok(UpstreamRequest {
             path: format!("{}/v1/messages", self.settings.base_path),
             headers,
-            body: json_bytes(&translated.body),
+            body: json_bytes(&translated),
             dropped: translated.dropped,
         })
     }

@@ -1,5 +1,6 @@
 //! OpenAI chat request → Anthropic Messages request body.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 
 use super::JSON_TOOL;
@@ -15,17 +16,69 @@ const JSON_TOOL_DESCRIPTION: &str =
     "Give your complete answer by calling this tool; its input is the answer, as JSON matching the schema.";
 
 /// A translated request body and the client fields left out of it (top-level names sorted, then nested
-/// paths in the order they occur).
-pub(super) struct MessagesBody {
-    pub body: Value,
+/// paths in the order they occur). The messages borrow the client's text; serialised, the body is the
+/// JSON object of `fields` and `messages`, keys in order.
+pub(super) struct MessagesBody<'r> {
+    fields: Map<String, Value>,
+    messages: Vec<Turn<'r>>,
     pub dropped: Vec<String>,
 }
 
-pub(super) fn messages_body(
-    req: &ChatRequest,
+impl Serialize for MessagesBody<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.fields.len().saturating_add(1)))?;
+        let mut messages = Some(&self.messages);
+        for (key, value) in &self.fields {
+            if key.as_str() > "messages" {
+                if let Some(messages) = messages.take() {
+                    map.serialize_entry("messages", messages)?;
+                }
+            }
+            map.serialize_entry(key, value)?;
+        }
+        if let Some(messages) = messages {
+            map.serialize_entry("messages", messages)?;
+        }
+        map.end()
+    }
+}
+
+/// One content block. Text, most of any conversation, borrows the client's text; other blocks are built
+/// as JSON.
+enum Block<'r> {
+    Text(&'r str),
+    Json(Value),
+}
+
+impl Block<'_> {
+    fn into_value(self) -> Value {
+        match self {
+            Block::Text(text) => json!({ "type": "text", "text": text }),
+            Block::Json(value) => value,
+        }
+    }
+}
+
+impl Serialize for Block<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            // Keys in the order a JSON object of them is written (sorted), as for every other block.
+            Block::Text(text) => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("text", text)?;
+                map.serialize_entry("type", "text")?;
+                map.end()
+            }
+            Block::Json(value) => value.serialize(serializer),
+        }
+    }
+}
+
+pub(super) fn messages_body<'r>(
+    req: &'r ChatRequest,
     model: &str,
     default_max_tokens: u64,
-) -> Result<MessagesBody, AiError> {
+) -> Result<MessagesBody<'r>, AiError> {
     let mut dropped = top_level_dropped(req);
     let mut nested = Vec::new();
     let (system, messages) = conversation(&req.messages, &mut nested)?;
@@ -38,7 +91,6 @@ pub(super) fn messages_body(
     if !system.is_empty() {
         body.insert("system".into(), system.into());
     }
-    body.insert("messages".into(), messages.into());
     if let Some(t) = req.temperature {
         body.insert("temperature".into(), t.into());
     }
@@ -60,7 +112,7 @@ pub(super) fn messages_body(
     tools(req, &mut body, &mut nested)?;
 
     dropped.extend(nested);
-    Ok(MessagesBody { body: Value::Object(body), dropped })
+    Ok(MessagesBody { fields: body, messages, dropped })
 }
 
 /// Top-level fields with no Anthropic counterpart. Null extras ask for nothing and are not reported.
@@ -82,14 +134,26 @@ fn top_level_dropped(req: &ChatRequest) -> Vec<String> {
     names
 }
 
-struct Turn {
+struct Turn<'r> {
     role: &'static str,
-    blocks: Vec<Value>,
+    blocks: Vec<Block<'r>>,
+}
+
+impl Serialize for Turn<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("content", &self.blocks)?;
+        map.serialize_entry("role", self.role)?;
+        map.end()
+    }
 }
 
 /// System text, and the user/assistant turns. Anthropic requires turns to alternate, so consecutive
 /// messages that map to the same role (a user message after tool results, several tool results) merge.
-fn conversation(messages: &[Message], dropped: &mut Vec<String>) -> Result<(String, Vec<Value>), AiError> {
+fn conversation<'r>(
+    messages: &'r [Message],
+    dropped: &mut Vec<String>,
+) -> Result<(String, Vec<Turn<'r>>), AiError> {
     let mut system: Vec<String> = Vec::new();
     let mut turns: Vec<Turn> = Vec::new();
     for (i, message) in messages.iter().enumerate() {
@@ -118,7 +182,6 @@ fn conversation(messages: &[Message], dropped: &mut Vec<String>) -> Result<(Stri
     if turns.is_empty() {
         return Err(AiError::invalid("messages", "at least one user, assistant or tool message is required"));
     }
-    let turns = turns.into_iter().map(|t| json!({ "role": t.role, "content": t.blocks })).collect();
     Ok((system.join("\n\n"), turns))
 }
 
@@ -148,24 +211,24 @@ fn system_text(message: &Message, path: &MessagePath, dropped: &mut Vec<String>)
 }
 
 /// Text and image blocks; empty text is left out because Anthropic rejects empty text blocks.
-fn content_blocks(
-    content: Option<&Content>,
+fn content_blocks<'r>(
+    content: Option<&'r Content>,
     path: &MessagePath,
     dropped: &mut Vec<String>,
-) -> Result<Vec<Value>, AiError> {
+) -> Result<Vec<Block<'r>>, AiError> {
     let parts = match content {
         None => return Ok(Vec::new()),
         Some(Content::Text(text)) if text.is_empty() => return Ok(Vec::new()),
-        Some(Content::Text(text)) => return Ok(vec![json!({ "type": "text", "text": text })]),
+        Some(Content::Text(text)) => return Ok(vec![Block::Text(text)]),
         Some(Content::Parts(parts)) => parts,
     };
     let mut blocks = Vec::with_capacity(parts.len());
     for (j, part) in parts.iter().enumerate() {
         match part {
             ContentPart::Text { text } if text.is_empty() => {}
-            ContentPart::Text { text } => blocks.push(json!({ "type": "text", "text": text })),
+            ContentPart::Text { text } => blocks.push(Block::Text(text)),
             ContentPart::ImageUrl { image_url } => {
-                blocks.push(image_block(image_url, &format!("{path}.content[{j}]"), dropped)?)
+                blocks.push(Block::Json(image_block(image_url, &format!("{path}.content[{j}]"), dropped)?))
             }
             ContentPart::Other(_) => dropped.push(format!("{path}.content[{j}]")),
         }
@@ -190,20 +253,20 @@ fn image_block(image: &ImageUrl, path: &str, dropped: &mut Vec<String>) -> Resul
     Ok(json!({ "type": "image", "source": source }))
 }
 
-fn assistant_blocks(
-    message: &Message,
+fn assistant_blocks<'r>(
+    message: &'r Message,
     path: &MessagePath,
     dropped: &mut Vec<String>,
-) -> Result<Vec<Value>, AiError> {
+) -> Result<Vec<Block<'r>>, AiError> {
     let mut blocks = content_blocks(message.content.as_ref(), path, dropped)?;
     for (j, call) in message.tool_calls.iter().flatten().enumerate() {
         let param = || format!("{path}.tool_calls[{j}].function.arguments");
-        blocks.push(json!({
+        blocks.push(Block::Json(json!({
             "type": "tool_use",
             "id": call.id,
             "name": call.function.name,
             "input": tool_input(&call.function.arguments, param)?,
-        }));
+        })));
     }
     Ok(blocks)
 }
@@ -221,7 +284,11 @@ fn tool_input(arguments: &str, param: impl FnOnce() -> String) -> Result<Value, 
     }
 }
 
-fn tool_result(message: &Message, path: &MessagePath, dropped: &mut Vec<String>) -> Result<Value, AiError> {
+fn tool_result<'r>(
+    message: &'r Message,
+    path: &MessagePath,
+    dropped: &mut Vec<String>,
+) -> Result<Block<'r>, AiError> {
     let Some(id) = &message.tool_call_id else {
         return Err(AiError::invalid(
             format!("{path}.tool_call_id"),
@@ -233,14 +300,14 @@ fn tool_result(message: &Message, path: &MessagePath, dropped: &mut Vec<String>)
         Some(Content::Text(text)) if !text.is_empty() => Some(Value::from(text.as_str())),
         Some(Content::Parts(_)) => {
             let blocks = content_blocks(message.content.as_ref(), path, dropped)?;
-            (!blocks.is_empty()).then_some(Value::from(blocks))
+            (!blocks.is_empty()).then(|| blocks.into_iter().map(Block::into_value).collect())
         }
         _ => None,
     };
     if let (Some(content), Some(obj)) = (content, block.as_object_mut()) {
         obj.insert("content".into(), content);
     }
-    Ok(block)
+    Ok(Block::Json(block))
 }
 
 /// `tools`, `tool_choice`, `parallel_tool_calls` and `response_format` (which becomes a tool, see `JSON_TOOL`).

@@ -397,3 +397,35 @@ fn body_is_valid_json_for_every_request() {
     let b: Value = serde_json::from_slice(&up.body).unwrap();
     assert_eq!(b["messages"][0]["content"][0]["text"], "quote \" and \u{1F600}");
 }
+
+/// The body is written from borrowed blocks, not a JSON tree: its bytes must be what writing the same body
+/// as a `serde_json::Value` gives (keys sorted at every level), whatever fields are around `messages`.
+#[test]
+fn the_body_is_written_as_its_json_value_would_be() {
+    let request = json!({
+        "model": "claude-sonnet", "user": "u-1", "stop": ["END"], "temperature": 0.5, "top_p": 0.9,
+        "stream": true, "max_tokens": 100, "tools": [weather_tool()], "tool_choice": "auto",
+        "messages": [
+            { "role": "system", "content": "Be brief." },
+            { "role": "user", "content": [
+                { "type": "text", "text": "Look \"here\"\n" },
+                { "type": "image_url", "image_url": { "url": "https://example.com/a.png" } },
+                { "type": "text", "text": "" }
+            ]},
+            { "role": "assistant", "content": "Checking.", "tool_calls": [{ "id": "c1", "type": "function",
+              "function": { "name": "get_weather", "arguments": "{\"city\":\"Oslo\"}" } }] },
+            { "role": "tool", "tool_call_id": "c1", "content": [{ "type": "text", "text": "sunny" }] },
+            { "role": "tool", "tool_call_id": "c2", "content": "rain" },
+            { "role": "user", "content": "Thanks \u{e9}" }
+        ]
+    });
+    for request in [request.clone(), json!({ "model": "m", "messages": [{ "role": "user", "content": "x" }] })] {
+        let up = translate(request).unwrap();
+        let tree: Value = serde_json::from_slice(&up.body).unwrap();
+        assert_eq!(String::from_utf8(up.body).unwrap(), serde_json::to_string(&tree).unwrap());
+    }
+    let b = body(&translate(request).unwrap());
+    assert_eq!(b["messages"][0]["content"][0], json!({ "type": "text", "text": "Look \"here\"\n" }));
+    assert_eq!(b["messages"][2]["content"][0]["content"], json!([{ "type": "text", "text": "sunny" }]));
+    assert_eq!(b["messages"][2]["content"][1]["content"], json!("rain"));
+}

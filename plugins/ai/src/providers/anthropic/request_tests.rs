@@ -419,7 +419,9 @@ fn the_body_is_written_as_its_json_value_would_be() {
             { "role": "user", "content": "Thanks \u{e9}" }
         ]
     });
-    for request in [request.clone(), json!({ "model": "m", "messages": [{ "role": "user", "content": "x" }] })] {
+    for request in
+        [request.clone(), json!({ "model": "m", "messages": [{ "role": "user", "content": "x" }] })]
+    {
         let up = translate(request).unwrap();
         let tree: Value = serde_json::from_slice(&up.body).unwrap();
         assert_eq!(String::from_utf8(up.body).unwrap(), serde_json::to_string(&tree).unwrap());

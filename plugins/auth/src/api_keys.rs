@@ -92,13 +92,18 @@ struct SeenKey {
 }
 
 impl SeenKey {
-    /// Compares the text in time that depends only on the lengths: an OR of the bytes' differences, with
-    /// no early exit, judged by one constant-time comparison.
     fn is(&self, presented: &str) -> bool {
-        let (a, b) = (self.text.as_bytes(), presented.as_bytes());
-        let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-        a.len() == b.len() && bool::from(diff.ct_eq(&0))
+        same_secret(&self.text, presented)
     }
+}
+
+/// Whether two secrets are equal, in time that depends only on their lengths: an OR of the bytes'
+/// differences, with no early exit, judged by one constant-time comparison. (A plain `==` stops at the first
+/// difference, which would tell a client how much of a remembered key or token its guess shares.)
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    a.len() == b.len() && bool::from(diff.ct_eq(&0))
 }
 
 impl std::fmt::Debug for SeenKey {

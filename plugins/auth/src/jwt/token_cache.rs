@@ -1,7 +1,9 @@
 //! Per-worker memory of tokens that already verified, so a client repeating its token skips the signature
 //! check. Keyed by the token text itself, as Envoy's `jwt_authn` cache is: a hit costs one hash of the token
 //! and one comparison with the kept copy, where a SHA-256 key cost a compression per 64 bytes of token (most
-//! of a cached token's cost). Only tokens that verified are kept, so a client cannot fill it with junk.
+//! of a cached token's cost). The comparison takes the same time however much of a kept token a presented
+//! one shares, so timing cannot reveal a cached token's signature. Only tokens that verified are kept, so a
+//! client cannot fill it with junk.
 //! Bounded by count and by [`MAX_CACHED_TOKEN_BYTES`] of token text, oldest first out; an entry dies at the
 //! token's `exp`.
 
@@ -10,9 +12,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use hashbrown::HashMap;
+use hashbrown::{Equivalent, HashMap};
 
 use super::VerifiedToken;
+use crate::api_keys::same_secret;
 
 /// The most token text one worker's cache of one provider keeps (1 MiB: 1,024 tokens of 1 KiB).
 pub(crate) const MAX_CACHED_TOKEN_BYTES: usize = 1 << 20;
@@ -24,9 +27,24 @@ pub(crate) struct TokenCache {
     inner: RefCell<Entries>,
 }
 
-#[derive(Debug, Default)]
+/// A kept token, compared in constant time (see `Presented`).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Kept(Arc<str>);
+
+/// A presented token, looked up among the kept ones: hashed as they are, compared by `same_secret`.
+#[derive(Hash)]
+struct Presented<'a>(&'a str);
+
+impl Equivalent<Kept> for Presented<'_> {
+    fn equivalent(&self, kept: &Kept) -> bool {
+        same_secret(self.0, &kept.0)
+    }
+}
+
+/// Its `Debug` shows sizes only: the tokens are credentials.
+#[derive(Default)]
 struct Entries {
-    by_token: HashMap<Arc<str>, VerifiedToken>,
+    by_token: HashMap<Kept, VerifiedToken>,
     /// Insertion order, oldest first. May still hold keys dropped on expiry (their text too, so `bytes`
     /// counts them), skipped when evicting and pruned once it is twice the capacity.
     order: VecDeque<Arc<str>>,
@@ -34,9 +52,19 @@ struct Entries {
     bytes: usize,
 }
 
+impl std::fmt::Debug for Entries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entries")
+            .field("tokens", &self.by_token.len())
+            .field("order", &self.order.len())
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
 /// Whether `key` (from `order`) is the map's entry, not a dropped one whose token came back later.
-fn is_live(by_token: &HashMap<Arc<str>, VerifiedToken>, key: &Arc<str>) -> bool {
-    by_token.get_key_value(&**key).is_some_and(|(live, _)| Arc::ptr_eq(live, key))
+fn is_live(by_token: &HashMap<Kept, VerifiedToken>, key: &Arc<str>) -> bool {
+    by_token.get_key_value(&Presented(key)).is_some_and(|(live, _)| Arc::ptr_eq(&live.0, key))
 }
 
 impl TokenCache {
@@ -47,11 +75,11 @@ impl TokenCache {
     /// The remembered verdict, if the token has not expired by `now` (an expired entry is dropped).
     pub fn get(&self, token: &str, now: SystemTime) -> Option<VerifiedToken> {
         let mut entries = self.inner.try_borrow_mut().ok()?;
-        let verified = entries.by_token.get(token)?;
+        let verified = entries.by_token.get(&Presented(token))?;
         if now < verified.expires_at {
             return Some(verified.clone());
         }
-        entries.by_token.remove(token);
+        entries.by_token.remove(&Presented(token));
         None
     }
 
@@ -62,7 +90,7 @@ impl TokenCache {
         let Ok(mut entries) = self.inner.try_borrow_mut() else {
             return;
         };
-        if let Some(kept) = entries.by_token.get_mut(token) {
+        if let Some(kept) = entries.by_token.get_mut(&Presented(token)) {
             *kept = verified;
             return;
         }
@@ -74,13 +102,13 @@ impl TokenCache {
             };
             entries.bytes = entries.bytes.saturating_sub(oldest.len());
             if is_live(&entries.by_token, &oldest) {
-                entries.by_token.remove(&*oldest);
+                entries.by_token.remove(&Presented(&oldest));
             }
         }
         let key: Arc<str> = Arc::from(token);
         entries.bytes = entries.bytes.saturating_add(key.len());
         entries.order.push_back(Arc::clone(&key));
-        entries.by_token.insert(key, verified);
+        entries.by_token.insert(Kept(key), verified);
         if entries.order.len() > self.capacity.saturating_mul(2) {
             let Entries { by_token, order, bytes } = &mut *entries;
             order.retain(|key| is_live(by_token, key));
@@ -168,6 +196,15 @@ mod tests {
         drop(entries);
         assert!(cache.get(&big(29), t(1)).is_some());
         assert!(cache.get(&big(0), t(1)).is_none());
+    }
+
+    #[test]
+    fn debug_output_leaves_the_tokens_out() {
+        let cache = TokenCache::new(2);
+        cache.insert("eyJ.secret-token.sig", token(t(100)), t(0));
+        let shown = format!("{cache:?}");
+        assert!(!shown.contains("secret-token"), "{shown}");
+        assert!(shown.contains("tokens: 1"), "{shown}");
     }
 
     #[test]

@@ -86,14 +86,6 @@ impl Clone for Metric {
     }
 }
 
-impl PartialEq for Metric {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
-}
-
-impl Eq for Metric {}
-
 /// The host capabilities a plugin may use while handling one callback.
 #[derive(Clone, Copy)]
 pub struct Ports<'a> {

@@ -28,7 +28,7 @@ pub(crate) struct TokenCache {
 }
 
 /// A kept token, compared in constant time (see `Presented`).
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(PartialEq, Eq, Hash)]
 struct Kept(Arc<str>);
 
 /// A presented token, looked up among the kept ones: hashed as they are, compared by `same_secret`.
